@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# One step of the testbed's ctest fixture (tests.cmake): up | system | plan | down.
+#   up      scripts/demo.sh up (agent = $2, the build's aurum), then e2e.py load
+#   system  e2e.py check-system   (the plan's system works end to end, ground truth from outside)
+#   plan    e2e.py check-plan     (every row of the plan's table has a live series in aurum)
+#   down    scripts/demo.sh down, then e2e.py check-down (nothing left running)
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+step=${1:?usage: ctest-step.sh up|system|plan|down [agent binary]}
+
+if [[ $(id -u) -ne 0 ]]; then
+  if [[ ${CI:-} == true ]]; then echo "testbed: must run as root under CI=true" >&2; exit 1; fi
+  echo "testbed: skipped, needs root (PostgreSQL/RabbitMQ users, BPF for the agent)"; exit 77
+fi
+
+case $step in
+  up)
+    [[ -n ${2:-} ]] && export AURUM_BIN=$2
+    t0=$SECONDS
+    "$REPO/scripts/demo.sh" up >/dev/null
+    echo "testbed: up in $((SECONDS - t0))s"
+    exec /usr/bin/python3 "$HERE/e2e.py" load ;;
+  system) exec /usr/bin/python3 "$HERE/e2e.py" check-system ;;
+  plan) exec /usr/bin/python3 "$HERE/e2e.py" check-plan ;;
+  down)
+    t0=$SECONDS
+    "$REPO/scripts/demo.sh" down
+    echo "testbed: down in $((SECONDS - t0))s"
+    exec /usr/bin/python3 "$HERE/e2e.py" check-down ;;
+  *) echo "unknown step $step" >&2; exit 2 ;;
+esac

@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The testbed's end-to-end test steps (run with /usr/bin/python3; ctest drives them, see
+tests.cmake). The ground truth is what the load generator was answered and what the components
+themselves hold (the databases' rows, RabbitMQ's own counters, the S3 bucket's listing); aurum's
+/metrics are checked against the plan's table in plan_metrics.tsv.
+
+  e2e.py load           baseline, run the load (scraping aurum and RabbitMQ midway), save the truth
+  e2e.py check-system   orders in Shop DB, jobs in MES DB, poison events in the DLQ, invoices in S3
+  e2e.py check-plan     every row of the plan's table has a live series in aurum's /metrics
+  e2e.py check-down     nothing of the testbed runs any more, none of its ports listens
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "services"))
+import loadgen  # noqa: E402
+import topology  # noqa: E402
+from s3client import S3Client  # noqa: E402
+
+PORTS = loadgen.load_ports()
+STATE = os.environ.get("AURUM_TESTBED_STATE", os.path.join(HERE, ".state"))
+TRUTH = os.path.join(STATE, "e2e-truth.json")
+DURING = os.path.join(STATE, "metrics-during-load.txt")
+RABBIT_DURING = os.path.join(STATE, "rabbitmq-during-load.txt")
+
+
+def fetch(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+# ------------------------------------------------------------------------------------------
+# Prometheus text format, enough for exporters' output: name{labels} value [timestamp]
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_metrics(text):
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            continue
+        labels = {k: v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+                  for k, v in LABEL.findall(m.group(2) or "")}
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        samples.append((m.group(1), labels, value))
+    return samples
+
+
+def select(samples, name, matchers):
+    return [(labels, v) for n, labels, v in samples
+            if n == name and all(labels.get(k) == want for k, want in matchers.items())]
+
+
+def parse_matchers(text):
+    return dict(LABEL.findall(text or ""))
+
+
+# ------------------------------------------------------------------------------------------
+# Ground truth from the components themselves
+
+def rabbit_queue_depths():
+    """Messages per queue, from RabbitMQ's own prometheus plugin (per-object endpoint)."""
+    text = fetch(f"http://127.0.0.1:{PORTS['TESTBED_RABBITMQ_PROMETHEUS_PORT']}"
+                 "/metrics/detailed?family=queue_coarse_metrics")
+    depth = {}
+    for _, labels, v in [s for s in parse_metrics(text) if s[0] == "rabbitmq_detailed_queue_messages"]:
+        depth[labels.get("queue")] = v
+    return depth
+
+
+def rabbit_global_dead_lettered():
+    """rabbitmq_global_messages_dead_lettered_rejected_total where the broker has it (3.11+)."""
+    text = fetch(f"http://127.0.0.1:{PORTS['TESTBED_RABBITMQ_PROMETHEUS_PORT']}/metrics")
+    vals = [v for n, _, v in parse_metrics(text)
+            if n == "rabbitmq_global_messages_dead_lettered_rejected_total"]
+    return sum(vals) if vals else None
+
+
+def db(port, dbname, user):
+    import psycopg2
+    return psycopg2.connect(host="127.0.0.1", port=port, dbname=dbname, user=user)
+
+
+def aurum_url():
+    return f"http://127.0.0.1:{PORTS['TESTBED_AURUM_PORT']}/metrics"
+
+
+# ------------------------------------------------------------------------------------------
+
+def cmd_load(args):
+    baseline = {"dlq": rabbit_queue_depths().get(topology.DLQ, 0.0),
+                "dead_lettered": rabbit_global_dead_lettered()}
+
+    def scrape_midway():
+        time.sleep(args.duration * 0.7)
+        for url, path in ((aurum_url(), DURING),
+                          (f"http://127.0.0.1:{PORTS['TESTBED_RABBITMQ_PROMETHEUS_PORT']}/metrics",
+                           RABBIT_DURING)):
+            try:
+                text = fetch(url)
+            except OSError as e:
+                text = f"# scrape failed: {e}\n"
+            with open(path, "w") as f:
+                f.write(text)
+
+    scraper = threading.Thread(target=scrape_midway, daemon=True)
+    scraper.start()
+    lg = loadgen.parser().parse_args([
+        "--rate", str(args.rate), "--duration", str(args.duration),
+        "--error-share", str(args.error_share), "--poison-share", str(args.poison_share),
+        "--delay-ms", str(args.delay_ms), "--slow-ms", str(args.slow_ms)])
+    summary = loadgen.run(lg, PORTS)
+    scraper.join()
+    # Slow mode off again, so that what is held drains.
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{PORTS['TESTBED_MES_API_PORT']}/admin/slow?ms=0", method="PUT"),
+        timeout=10).read()
+    summary["baseline"] = baseline
+    with open(TRUTH, "w") as f:
+        json.dump(summary, f)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("orders", "poison_orders")}))
+    print(f"load: {len(summary['orders'])} orders, {len(summary['poison_orders'])} with poison events")
+    return 0
+
+
+class Checks:
+    def __init__(self):
+        self.failures = []
+
+    def check(self, ok, what):
+        print(("ok      " if ok else "FAILED  ") + what)
+        if not ok:
+            self.failures.append(what)
+
+
+def cmd_check_system(args):
+    with open(TRUTH) as f:
+        truth = json.load(f)
+    c = Checks()
+    orders, poison = truth["orders"], truth["poison_orders"]
+    created = orders + poison
+    c.check(len(orders) > 0 and len(poison) > 0,
+            f"load created orders: {len(orders)} well-formed, {len(poison)} poison")
+    for api, per in sorted(truth["responses"].items()):
+        unexpected = {s: n for s, n in per.items() if s not in ("200", "201", "500")}
+        c.check(not unexpected, f"{api} API answered only 200/201/500: {per}")
+        if truth["error_share"] > 0:
+            c.check(per.get("500", 0) > 0, f"{api} API answered injected 500s ({per.get('500', 0)})")
+
+    # Shop DB: every order the load was told about is there, with its poison flag.
+    with db(PORTS["TESTBED_SHOP_DB_PORT"], "shop", "shop") as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, poison_event FROM orders WHERE id = ANY(%s)", (created,))
+        rows = dict(cur.fetchall())
+    c.check(len(rows) == len(created), f"Shop DB holds {len(rows)} of the {len(created)} orders created")
+    c.check(all(rows.get(i) is True for i in poison) and all(rows.get(i) is False for i in orders),
+            "Shop DB marks exactly the poison orders as such")
+
+    # MES: wait until the queue is drained (slow mode holds messages), then the jobs are there.
+    deadline = time.time() + args.drain_timeout
+    want_dlq = truth["baseline"]["dlq"] + len(poison)
+    while True:
+        depth = rabbit_queue_depths()
+        with db(PORTS["TESTBED_MES_DB_PORT"], "mes", "mes") as conn, conn.cursor() as cur:
+            cur.execute("SELECT order_id FROM jobs WHERE order_id = ANY(%s)", (created,))
+            jobs = {r[0] for r in cur.fetchall()}
+        drained = depth.get(topology.QUEUE, 0) == 0 and depth.get(topology.DLQ, 0) >= want_dlq
+        if (drained and jobs >= set(orders)) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    c.check(depth.get(topology.QUEUE, -1) == 0, f"queue {topology.QUEUE} drained (messages: {depth.get(topology.QUEUE)})")
+    c.check(jobs == set(orders), f"MES DB has a job for each of the {len(orders)} well-formed orders "
+            f"and none for the poison ones (jobs found: {len(jobs)})")
+    dlq_delta = depth.get(topology.DLQ, 0) - truth["baseline"]["dlq"]
+    c.check(dlq_delta == len(poison), f"RabbitMQ: {topology.DLQ} grew by {dlq_delta:g}, "
+            f"poison events published: {len(poison)}")
+    if truth["baseline"]["dead_lettered"] is not None:
+        dl = rabbit_global_dead_lettered() - truth["baseline"]["dead_lettered"]
+        c.check(dl == len(poison), f"RabbitMQ dead_lettered_rejected_total grew by {dl:g}")
+
+    # In flight: RabbitMQ's own gauge midway through the slow-mode load.
+    if truth.get("slow_ms"):
+        during = parse_metrics(open(RABBIT_DURING).read()) if os.path.exists(RABBIT_DURING) else []
+        unacked = sum(v for _, v in select(during, "rabbitmq_queue_messages_unacked", {}))
+        c.check(unacked > 0, f"RabbitMQ counted {unacked:g} unacked messages midway (slow mode)")
+
+    # S3: an invoice object per order.
+    s3 = S3Client("127.0.0.1", PORTS["TESTBED_S3_PORT"], "S3RVER", "S3RVER")
+    keys = {k for k, size in s3.list_objects("invoices", "invoices/") if size > 0}
+    missing = [i for i in created if f"invoices/{i}.json" not in keys]
+    c.check(not missing, f"S3 bucket invoices holds an invoice for each of the {len(created)} orders"
+            + (f" (missing: {missing[:10]})" if missing else ""))
+
+    # The demo's Prometheus scrapes the broker (and the agent), and its Alertmanager is ready.
+    if os.environ.get("AURUM_DEMO_NO_PROMETHEUS") != "1":
+        prom = f"http://127.0.0.1:{PORTS['TESTBED_PROMETHEUS_PORT']}"
+        deadline = time.time() + 20
+        while True:
+            try:
+                targets = json.loads(fetch(prom + "/api/v1/targets"))["data"]["activeTargets"]
+                health = {t["labels"]["job"]: t["health"] for t in targets}
+            except (OSError, ValueError, KeyError) as e:
+                health = {"error": str(e)}
+            if health.get("rabbitmq") == "up" or time.time() > deadline:
+                break
+            time.sleep(1)
+        c.check(health.get("rabbitmq") == "up", f"Prometheus scrapes the broker (targets: {health})")
+        try:
+            fetch(f"http://127.0.0.1:{PORTS['TESTBED_ALERTMANAGER_PORT']}/-/ready")
+            am = True
+        except OSError:
+            am = False
+        c.check(am, "Alertmanager is ready")
+
+    # The agent's config names the components on the ports the testbed uses.
+    import yaml
+    with open(os.path.join(HERE, "aurum.yaml")) as f:
+        conf = yaml.safe_load(f)
+    names = {r["name"] for r in conf["services"]["rules"]}
+    plan = {"shop-api", "crm-api", "mes-api", "shop-db", "mes-db", "message-queue", "s3-storage"}
+    c.check(plan <= names, f"aurum.yaml names the seven components (missing: {sorted(plan - names)})")
+    urls = [e["url"] for e in conf.get("s3", {}).get("endpoints", [])]
+    c.check(f"http://127.0.0.1:{PORTS['TESTBED_S3_PORT']}" in urls, "aurum.yaml's S3 endpoint is the testbed's")
+    c.check(f"{PORTS['TESTBED_EPMD_PORT']}" in json.dumps(conf), "aurum.yaml's epmd port is the testbed's")
+    return report(c, "system")
+
+
+def cmd_check_plan(args):
+    try:
+        now = parse_metrics(fetch(aurum_url()))
+    except OSError as e:
+        print(f"FAILED  aurum's /metrics at {aurum_url()} cannot be read: {e}")
+        print("        (is the agent built? scripts/demo.sh up builds build/aurum or says why not)")
+        return 1
+    during = parse_metrics(open(DURING).read()) if os.path.exists(DURING) else []
+    c = Checks()
+    with open(os.path.join(HERE, "plan_metrics.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f
+                if line.strip() and not line.startswith("#")]
+    for component, row, metric, matchers, expect, by in rows:
+        want = parse_matchers(matchers)
+        if by == "service_name":
+            want["service_name"] = component
+        found = select(now, metric, want) + select(during, metric, want)
+        sel = metric + "{" + ",".join(f'{k}="{v}"' for k, v in want.items()) + "}"
+        if not found:
+            c.check(False, f"{component} / {row}: no series {sel}")
+        elif expect == "positive" and not any(v > 0 for _, v in found):
+            c.check(False, f"{component} / {row}: {sel} is 0 after load")
+        else:
+            c.check(True, f"{component} / {row}: {sel} = {max(v for _, v in found):g}")
+    return report(c, "plan rows")
+
+
+def cmd_check_down(args):
+    c = Checks()
+    mark = f"AURUM_TESTBED_MARK={STATE}".encode()
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/status") as f:
+                zombie = any(line.startswith("State:") and "Z" in line for line in f)
+            if mark in env and not zombie:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                left.append(f"{pid} {cmdline[:100]}")
+        except OSError:
+            continue
+    c.check(not left, f"no process of the testbed is left (found: {left})")
+    listening = subprocess.run(["ss", "-Htln"], capture_output=True, text=True).stdout
+    open_ports = {int(m.group(1)) for m in re.finditer(r":(\d+)\s", listening)}
+    busy = sorted(k for k, p in PORTS.items() if p in open_ports)
+    c.check(not busy, f"no testbed port listens (listening: {busy})")
+    return report(c, "down")
+
+
+def report(c, what):
+    if c.failures:
+        print(f"\n{len(c.failures)} {what} check(s) failed:")
+        for f in c.failures:
+            print("  - " + f)
+        return 1
+    print(f"\nall {what} checks passed")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    load = sub.add_parser("load")
+    load.add_argument("--rate", type=float, default=40)
+    load.add_argument("--duration", type=float, default=15)
+    load.add_argument("--error-share", type=float, default=0.1)
+    load.add_argument("--poison-share", type=float, default=0.1)
+    load.add_argument("--delay-ms", type=float, default=5)
+    load.add_argument("--slow-ms", type=int, default=2000)
+    sys_ = sub.add_parser("check-system")
+    sys_.add_argument("--drain-timeout", type=float, default=30)
+    sub.add_parser("check-plan")
+    sub.add_parser("check-down")
+    args = p.parse_args()
+    return {"load": cmd_load, "check-system": cmd_check_system, "check-plan": cmd_check_plan,
+            "check-down": cmd_check_down}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
