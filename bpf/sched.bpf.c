@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Scheduler component: per-process on-CPU time and run-queue delay.
+ *
+ * Variants (decided in userspace before load, see userspace/collectors/sched.cpp):
+ *   attach:  tp_btf (typed args, 5.5+)  |  raw_tp (4.17+)
+ *   threads: task storage (5.11+, tp_btf only: it needs a BTF task pointer)  |  LRU hash by tid
+ * Every program below is one attach x storage combination of the same inline body; the losers
+ * are not loaded (bpf_program__set_autoload), and the unused thread map is not created. */
+#include "common.bpf.h"
+#include "sched.h"
+#include "proto/hist.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TASK_RUNNING 0
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* resized by userspace before load */
+	__type(key, struct aurum_proc_key);
+	__type(value, struct aurum_sched_stats);
+} sched_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct aurum_sched_thread);
+} sched_thr_ts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct aurum_sched_thread);
+} sched_thr_h SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aurum_sched_cur);
+} sched_cur SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AURUM_SCHED_LOSS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_lost SEC(".maps");
+
+static const struct aurum_sched_stats zero_stats;
+static const struct aurum_sched_thread zero_thread;
+
+/* task_struct::state became __state in 5.14 (commit 2f064a59a11f). */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline struct aurum_sched_thread *thread_get(struct task_struct *t, bool use_ts,
+							     bool create)
+{
+	struct aurum_sched_thread *th;
+	__u32 tid;
+
+	if (use_ts)
+		return bpf_task_storage_get(&sched_thr_ts, t, 0,
+					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	tid = BPF_CORE_READ(t, pid);
+	th = bpf_map_lookup_elem(&sched_thr_h, &tid);
+	if (th || !create)
+		return th;
+	if (bpf_map_update_elem(&sched_thr_h, &tid, &zero_thread, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&sched_thr_h, &tid)) {
+		aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_MAP_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&sched_thr_h, &tid);
+}
+
+static __always_inline struct aurum_sched_stats *stats_get(struct task_struct *t,
+							   const struct aurum_proc_key *key)
+{
+	struct aurum_sched_stats *s = bpf_map_lookup_elem(&sched_procs, key);
+
+	if (s)
+		return s;
+	/* EEXIST: another CPU created it first, fine. Anything else: the map is full. */
+	if (bpf_map_update_elem(&sched_procs, key, &zero_stats, BPF_NOEXIST) == 0) {
+		s = bpf_map_lookup_elem(&sched_procs, key);
+		if (s)
+			BPF_CORE_READ_STR_INTO(&s->comm, t, group_leader, comm);
+		return s;
+	}
+	s = bpf_map_lookup_elem(&sched_procs, key);
+	if (!s)
+		aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_PROC_MAP_FULL);
+	return s;
+}
+
+static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next, bool use_ts)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct aurum_sched_thread *th;
+	struct aurum_sched_stats *s;
+	struct aurum_proc_key key;
+	__u32 zero = 0;
+	struct aurum_sched_cur *cur;
+
+	/* prev: close its slice; if it was preempted it is still runnable, so its wait starts now. */
+	if (BPF_CORE_READ(prev, pid) != 0 && !aurum_is_kthread(prev)) {
+		th = thread_get(prev, use_ts, true);
+		if (th) {
+			if (th->oncpu_ns && now > th->oncpu_ns) {
+				aurum_proc_key(prev, &key);
+				s = stats_get(prev, &key);
+				if (s)
+					__sync_fetch_and_add(&s->cpu_ns, now - th->oncpu_ns);
+			}
+			th->oncpu_ns = 0;
+			if (task_state(prev) == TASK_RUNNING)
+				th->enqueue_ns = now;
+		}
+	}
+
+	cur = bpf_map_lookup_elem(&sched_cur, &zero);
+	if (BPF_CORE_READ(next, pid) == 0 || aurum_is_kthread(next)) {
+		if (cur)
+			cur->pid = 0;
+		return;
+	}
+	aurum_proc_key(next, &key);
+	th = thread_get(next, use_ts, true);
+	if (th) {
+		if (th->enqueue_ns && now > th->enqueue_ns) {
+			__u64 delay = now - th->enqueue_ns;
+			__u32 slot = aurum_log2_slot(delay, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
+
+			s = stats_get(next, &key);
+			if (s && slot < AURUM_RQ_SLOTS) {
+				__sync_fetch_and_add(&s->rq_slots[slot], 1);
+				__sync_fetch_and_add(&s->rq_count, 1);
+				__sync_fetch_and_add(&s->rq_sum_ns, delay);
+			}
+		}
+		th->enqueue_ns = 0;
+		th->oncpu_ns = now;
+	}
+	if (cur) {
+		cur->key = key;
+		cur->since_ns = now;
+		cur->pid = BPF_CORE_READ(next, pid);
+	}
+}
+
+static __always_inline void on_wakeup(struct task_struct *p, bool use_ts)
+{
+	struct aurum_sched_thread *th;
+
+	if (aurum_is_kthread(p))
+		return;
+	th = thread_get(p, use_ts, true);
+	if (th && !th->oncpu_ns)
+		th->enqueue_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline void on_exec(struct task_struct *p)
+{
+	struct aurum_proc_key key;
+	struct aurum_sched_stats *s;
+
+	aurum_proc_key(p, &key);
+	s = stats_get(p, &key);
+	if (!s)
+		return;
+	__sync_fetch_and_add(&s->exec_gen, 1);
+	BPF_CORE_READ_STR_INTO(&s->comm, p, comm);
+}
+
+/* tp_btf + task storage */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf_ts, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	on_switch(prev, next, true);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf_ts, struct task_struct *p)
+{
+	on_wakeup(p, true);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf_ts, struct task_struct *p)
+{
+	on_wakeup(p, true);
+	return 0;
+}
+
+/* tp_btf + thread hash */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf_h, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	on_switch(prev, next, false);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf_h, struct task_struct *p)
+{
+	on_wakeup(p, false);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf_h, struct task_struct *p)
+{
+	on_wakeup(p, false);
+	return 0;
+}
+
+/* raw_tp + thread hash */
+SEC("raw_tp/sched_switch")
+int BPF_PROG(switch_raw_h, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	on_switch(prev, next, false);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(wakeup_raw_h, struct task_struct *p)
+{
+	on_wakeup(p, false);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(wakeup_new_raw_h, struct task_struct *p)
+{
+	on_wakeup(p, false);
+	return 0;
+}
+
+/* exec: identity refresh, no thread state */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_btf, struct task_struct *p)
+{
+	on_exec(p);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(exec_raw, struct task_struct *p)
+{
+	on_exec(p);
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Scheduler component: on-CPU time and run-queue delay per process. */
+#ifndef AURUM_SCHED_H
+#define AURUM_SCHED_H
+#include "common.h"
+
+/* Run-queue delay: log2 slots from <= 1.024 us (2^10 ns) to <= 2^33 ns (8.6 s), then +Inf. */
+#define AURUM_RQ_MIN_SHIFT 10
+#define AURUM_RQ_SLOTS 25
+
+struct aurum_sched_stats {
+	__u64 cpu_ns;       /* on-CPU time of every thread, accounted at switch-out */
+	__u64 rq_count;
+	__u64 rq_sum_ns;
+	__u64 rq_slots[AURUM_RQ_SLOTS];
+	__u32 exec_gen;     /* bumped at every execve: userspace re-resolves the identity */
+	__u32 pad;
+	char comm[AURUM_COMM_LEN]; /* for processes gone before userspace looked at /proc */
+};
+
+/* Per-CPU: who is on this CPU since when, so that a thread that never switches out (a lone
+ * busy loop on an idle CPU) still shows its CPU time at scrape time. */
+struct aurum_sched_cur {
+	struct aurum_proc_key key;
+	__u64 since_ns;
+	__u32 pid; /* 0: idle or a kernel thread */
+	__u32 pad;
+};
+
+/* Per thread: task storage, or a hash keyed by tid where task storage is missing (< 5.11). */
+struct aurum_sched_thread {
+	__u64 oncpu_ns;   /* switched in at, 0 unknown */
+	__u64 enqueue_ns; /* woken or preempted at, 0 not waiting */
+};
+
+enum aurum_sched_loss {
+	AURUM_SCHED_LOSS_PROC_MAP_FULL = 0,
+	AURUM_SCHED_LOSS_THREAD_MAP_FULL = 1,
+	AURUM_SCHED_LOSS_MAX = 2,
+};
+#endif
