@@ -25,7 +25,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-STATE=${AURUM_TESTBED_STATE:-$TB/.state}
+STATE=$("$TB/state-dir.sh")  # resolved again after installing (user postgres may be new)
 AURUM_BIN=${AURUM_BIN:-$REPO/build/aurum}
 PY=/usr/bin/python3
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -37,7 +37,18 @@ die() { log "error: $*"; exit 1; }
 
 # Every process started here carries this variable, so that `down` and the tests can find any
 # leftover by its environment, whatever it forked into.
-MARK="AURUM_TESTBED_MARK=$STATE"
+set_state() {
+  STATE=$("$TB/state-dir.sh")
+  MARK="AURUM_TESTBED_MARK=$STATE"
+  RMQ_ENV=(HOME="$STATE/rabbitmq" RABBITMQ_NODENAME=aurum-testbed@localhost
+    RABBITMQ_CONFIG_FILE="$STATE/rabbitmq/rabbitmq"
+    RABBITMQ_ENABLED_PLUGINS_FILE="$STATE/rabbitmq/enabled_plugins"
+    RABBITMQ_MNESIA_BASE="$STATE/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$STATE/rabbitmq/log"
+    RABBITMQ_PID_FILE="$STATE/rabbitmq/rabbit.pid" ERL_EPMD_PORT="$TESTBED_EPMD_PORT"
+    ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT="$TESTBED_RABBITMQ_DIST_PORT"
+    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}")
+}
+set_state
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies
@@ -136,10 +147,10 @@ marked_pids() { # pids of live processes that carry this testbed's mark
 # State folder: PostgreSQL runs as user postgres and must be able to reach its data directory.
 
 prepare_state() {
+  set_state
   mkdir -p "$STATE"/{run,log}
-  if ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
-    die "user postgres cannot reach $STATE (a parent directory is not searchable); set AURUM_TESTBED_STATE to a folder it can reach, e.g. /var/tmp/aurum-testbed"
-  fi
+  runuser -u postgres -- test -x "$STATE" 2>/dev/null \
+    || die "user postgres cannot reach $STATE (a parent directory is not searchable); set AURUM_TESTBED_STATE to a folder it can reach"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -177,15 +188,7 @@ pg_down() { # name
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
 }
 
-# The environment of our RabbitMQ node and of the CLI tools that talk to it.
-RMQ_ENV=(HOME="$STATE/rabbitmq" RABBITMQ_NODENAME=aurum-testbed@localhost
-  RABBITMQ_CONFIG_FILE="$STATE/rabbitmq/rabbitmq"
-  RABBITMQ_ENABLED_PLUGINS_FILE="$STATE/rabbitmq/enabled_plugins"
-  RABBITMQ_MNESIA_BASE="$STATE/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$STATE/rabbitmq/log"
-  RABBITMQ_PID_FILE="$STATE/rabbitmq/rabbit.pid" ERL_EPMD_PORT="$TESTBED_EPMD_PORT"
-  ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT="$TESTBED_RABBITMQ_DIST_PORT"
-  "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}")
-
+# RMQ_ENV (set_state): the environment of our RabbitMQ node and of the CLI tools that talk to it.
 rmqctl() { env "${RMQ_ENV[@]}" "$RMQ/rabbitmqctl" "$@"; }
 
 rabbitmq_start() {

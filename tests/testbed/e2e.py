@@ -28,7 +28,8 @@ import topology  # noqa: E402
 from s3client import S3Client  # noqa: E402
 
 PORTS = loadgen.load_ports()
-STATE = os.environ.get("AURUM_TESTBED_STATE", os.path.join(HERE, ".state"))
+STATE = subprocess.run([os.path.join(HERE, "state-dir.sh")], capture_output=True, text=True,
+                       check=True).stdout.strip()
 TRUTH = os.path.join(STATE, "e2e-truth.json")
 DURING = os.path.join(STATE, "metrics-during-load.txt")
 RABBIT_DURING = os.path.join(STATE, "rabbitmq-during-load.txt")
