@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// A workload with a known footprint for the privileged tests:
+//   aurum_test_burner --threads N --burn-ms MS --mem-mb MB [--tag T]
+// touches MB of anonymous memory, burns MS of CPU in each of N threads (busy loops on
+// CLOCK_THREAD_CPUTIME_ID, so each thread really consumes MS of CPU whatever the contention),
+// prints "done" and then sleeps until killed, so that its /proc figures can be read at rest.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+static double thread_cpu_ms()
+{
+	timespec ts{};
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = 1, burn_ms = 1000, mem_mb = 0;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		std::string a = argv[i];
+		if (a == "--threads") threads = std::atoi(argv[i + 1]);
+		else if (a == "--burn-ms") burn_ms = std::atoi(argv[i + 1]);
+		else if (a == "--mem-mb") mem_mb = std::atoi(argv[i + 1]);
+	}
+	std::vector<char> mem(static_cast<size_t>(mem_mb) << 20);
+	for (size_t i = 0; i < mem.size(); i += 4096)
+		mem[i] = 1;
+	std::vector<std::thread> ts;
+	for (int t = 0; t < threads; t++)
+		ts.emplace_back([burn_ms] {
+			volatile unsigned long x = 0;
+			double start = thread_cpu_ms();
+			while (thread_cpu_ms() - start < burn_ms)
+				for (int i = 0; i < 10000; i++)
+					x = x + static_cast<unsigned long>(i);
+		});
+	for (auto &t : ts)
+		t.join();
+	std::printf("done\n");
+	std::fflush(stdout);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+// The foundation's signals against the kernel's own accounting in /proc: CPU time, resident
+// memory, run-queue delay, and service naming by config rule and OTEL_SERVICE_NAME.
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness.h"
+#include "identity/procfs.h"
+
+using namespace aurum::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// utime + stime of a whole process, seconds.
+double proc_cpu_seconds(pid_t pid)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+	std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	auto close = s.rfind(')');
+	std::istringstream rest(s.substr(close + 2));
+	std::vector<std::string> f;
+	std::string t;
+	while (rest >> t)
+		f.push_back(t);
+	// f[0] is field 3; utime is field 14, stime 15.
+	return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double vm_rss_bytes(pid_t pid)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+	std::string line;
+	while (std::getline(in, line))
+		if (line.rfind("VmRSS:", 0) == 0)
+			return std::stod(line.substr(6)) * 1024;
+	return -1;
+}
+
+const char *kRules = R"(services:
+  rules:
+    - name: burner-rule
+      cmdline: 'aurum_test_burner .*--tag rule'
+)";
+
+} // namespace
+
+TEST(Sched, CpuTimeAndMemoryMatchProc)
+{
+	AURUM_REQUIRE_ROOT();
+	Agent agent(kRules);
+	Process burner({built_binary("aurum_test_burner"), "--threads", "3", "--burn-ms", "1500", "--mem-mb", "96", "--tag", "rule"},
+		       {}, true);
+	ASSERT_TRUE(burner.wait_line("done", 60s)) << "burner did not finish";
+	// At rest (sleeping in pause()), every slice has been switched out and accounted.
+	std::this_thread::sleep_for(200ms);
+	double expected_cpu = proc_cpu_seconds(burner.pid());
+	double expected_rss = vm_rss_bytes(burner.pid());
+	auto s = agent.samples();
+	auto cpu = value(s, "process_cpu_time_seconds_total", {{"service_name", "burner-rule"}});
+	ASSERT_TRUE(cpu.has_value()) << "no CPU series for the service named by the rule";
+	EXPECT_GT(expected_cpu, 4.0);
+	EXPECT_NEAR(*cpu, expected_cpu, expected_cpu * 0.05) << "agent " << *cpu << " s, /proc " << expected_cpu << " s";
+	auto rss = value(s, "process_memory_usage_bytes", {{"service_name", "burner-rule"}});
+	ASSERT_TRUE(rss.has_value());
+	EXPECT_GT(expected_rss, 96.0 * (1 << 20));
+	EXPECT_NEAR(*rss, expected_rss, expected_rss * 0.05);
+	EXPECT_EQ(value(s, "aurum_service_processes", {{"service_name", "burner-rule"}}), 1.0);
+}
+
+TEST(Sched, RunQueueDelayWithThreeBurnersOnTwoCpus)
+{
+	AURUM_REQUIRE_ROOT();
+	Agent agent;
+	auto started = std::chrono::steady_clock::now();
+	Process burner({built_binary("aurum_test_burner"), "--threads", "3", "--burn-ms", "1000"},
+		       {"OTEL_SERVICE_NAME=burner-otel"}, true);
+	ASSERT_TRUE(burner.wait_line("done", 60s));
+	double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+	auto s = agent.samples();
+	auto count = value(s, "aurum_cpu_runqueue_latency_seconds_count", {{"service_name", "burner-otel"}});
+	auto total = value(s, "aurum_cpu_runqueue_latency_seconds_sum", {{"service_name", "burner-otel"}});
+	ASSERT_TRUE(count.has_value()) << "OTEL_SERVICE_NAME did not name the service";
+	ASSERT_TRUE(total.has_value());
+	EXPECT_GT(*count, 0);
+	// Three runnable threads on two CPUs wait: more than nothing, less than all of their lifetime.
+	EXPECT_GT(*total, 0.05);
+	EXPECT_LT(*total, 3 * wall);
+	// Buckets are cumulative and end with +Inf == count.
+	auto buckets = select(s, "aurum_cpu_runqueue_latency_seconds_bucket", {{"service_name", "burner-otel"}});
+	ASSERT_FALSE(buckets.empty());
+	double prev = 0;
+	for (const auto &b : buckets) {
+		EXPECT_GE(b.value, prev);
+		prev = b.value;
+	}
+	EXPECT_EQ(prev, *count);
+}
+
+TEST(Sched, ExitedProcessKeepsItsCpuTime)
+{
+	AURUM_REQUIRE_ROOT();
+	Agent agent;
+	double expected = 0;
+	{
+		Process burner({built_binary("aurum_test_burner"), "--threads", "2", "--burn-ms", "800"},
+			       {"OTEL_SERVICE_NAME=burner-gone"}, true);
+		ASSERT_TRUE(burner.wait_line("done", 60s));
+		std::this_thread::sleep_for(100ms);
+		expected = proc_cpu_seconds(burner.pid());
+		agent.scrape(); // the agent has seen it alive
+	}
+	// Exited and reaped: the agent's housekeeping folds the final figures and frees the entry.
+	std::this_thread::sleep_for(3s);
+	auto s = agent.samples();
+	auto cpu = value(s, "process_cpu_time_seconds_total", {{"service_name", "burner-gone"}});
+	ASSERT_TRUE(cpu.has_value());
+	EXPECT_NEAR(*cpu, expected, expected * 0.05);
+	EXPECT_EQ(value(s, "aurum_service_processes", {{"service_name", "burner-gone"}}), 0.0);
+}
+
+TEST(Agent, HealthProbesAndSelfMetrics)
+{
+	AURUM_REQUIRE_ROOT();
+	Agent agent;
+	auto s = agent.samples();
+	EXPECT_EQ(value(s, "aurum_probe_attached", {{"probe", "sched_switch"}}), 1.0);
+	EXPECT_TRUE(value(s, "aurum_build_info").has_value());
+	EXPECT_EQ(sum(s, "aurum_lost_events_total"), 0.0);
+	EXPECT_GT(select(s, "aurum_bpf_program_runs_total").size(), 0u);
+	// SIGTERM: detach and exit 0.
+	EXPECT_EQ(agent.process().stop(SIGTERM, 10s), 0);
+}
+
+TEST(Agent, BadConfigExitsTwoNamingTheLine)
+{
+	AURUM_REQUIRE_ROOT();
+	char path[] = "/tmp/aurum-bad-config-XXXXXX";
+	int fd = mkstemp(path);
+	ASSERT_GE(fd, 0);
+	const std::string bad = "services:\n  rules:\n    - name: x\n      exe_name: y\n";
+	ASSERT_EQ(write(fd, bad.data(), bad.size()), static_cast<ssize_t>(bad.size()));
+	close(fd);
+	Process p({AURUM_AGENT_PATH, "--config.file", path, "--web.listen-address", "127.0.0.1:" + std::to_string(free_tcp_port())});
+	EXPECT_EQ(p.stop(0, 10s) , 2);
+	unlink(path);
+}
+
+TEST(Agent, ForcedFallbacksStillCountCpu)
+{
+	AURUM_REQUIRE_ROOT();
+	// raw_tp + thread hash: the path of kernels without tp_btf / task storage.
+	Agent agent("", {"--force-off", "tp_btf,task_storage"});
+	auto s0 = agent.samples();
+	EXPECT_EQ(value(s0, "aurum_probe_attached", {{"probe", "sched_switch"}, {"variant", "raw_tp+hash"}}), 1.0);
+	Process burner({built_binary("aurum_test_burner"), "--threads", "2", "--burn-ms", "700"},
+		       {"OTEL_SERVICE_NAME=burner-rawtp"}, true);
+	ASSERT_TRUE(burner.wait_line("done", 60s));
+	std::this_thread::sleep_for(200ms);
+	double expected = proc_cpu_seconds(burner.pid());
+	auto cpu = value(agent.samples(), "process_cpu_time_seconds_total", {{"service_name", "burner-rawtp"}});
+	ASSERT_TRUE(cpu.has_value());
+	EXPECT_NEAR(*cpu, expected, expected * 0.05);
+}
