@@ -11,7 +11,9 @@
 # $AURUM_TESTBED_STATE (default tests/testbed/.state, git-ignored).
 # Environment: AURUM_BIN (agent binary, default build/aurum; built when missing unless
 # AURUM_BUILD=0), AURUM_DEMO_NO_AGENT=1 (leave the agent out), AURUM_DEMO_NO_PROMETHEUS=1 (leave
-# Prometheus and Alertmanager out), AURUM_DEMO_SKIP_INSTALL=1.
+# Prometheus and Alertmanager out), AURUM_DEMO_ALERTMANAGER_CONFIG=<file> (else
+# deploy/alertmanager/alertmanager.yml when amtool accepts it, else a UI-only one),
+# AURUM_DEMO_SKIP_INSTALL=1, MES_SLOW_MS=<ms> (MES worker slow mode from the start).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -296,7 +298,6 @@ scrape_configs:
   - job_name: aurum
     static_configs:
       - targets: ['127.0.0.1:$TESTBED_AURUM_PORT']
-        labels: {instance: testbed}
   - job_name: rabbitmq
     static_configs:
       - targets: ['127.0.0.1:$TESTBED_RABBITMQ_PROMETHEUS_PORT']
@@ -326,6 +327,9 @@ EOF
   spawn alertmanager prometheus-alertmanager --config.file "$am" \
     --storage.path "$STATE/alertmanager/data" \
     --web.listen-address "127.0.0.1:$TESTBED_ALERTMANAGER_PORT" --cluster.listen-address=
+  if alive prometheus; then  # pick up rule files added since
+    curl -fsS -m 5 -X POST "http://127.0.0.1:$TESTBED_PROMETHEUS_PORT/-/reload" >/dev/null 2>&1 || true
+  fi
   spawn prometheus prometheus --config.file "$dir/prometheus.yml" --storage.tsdb.path "$dir/data" \
     --web.listen-address "127.0.0.1:$TESTBED_PROMETHEUS_PORT" --web.enable-lifecycle \
     --storage.tsdb.retention.time 7d
