@@ -11,11 +11,14 @@
 #
 #   scripts/kernel-matrix.sh [--agent PATH] [--kernels ID,...] [--no-host] [--out DIR] [--docs]
 #   scripts/kernel-matrix.sh --prepare-only | --fetch-only | --list
+#   scripts/kernel-matrix.sh --kernels 5.10 --guest-cmd 'bpftool -d prog loadall /kmx/bpf/sched.bpf.o /sys/fs/bpf/x'
 #
 # --kernels takes ids of kernels.txt and "host" (default: all of them and host). --prepare-only
 # fetches the kernels and builds the initramfs; --reuse-initramfs then skips that (ctest does so:
 # one fixture prepares, one test per kernel boots). --docs writes docs/kernels.md. --list shows
-# the kernel packages the archive has now, to move a pin.
+# the kernel packages the archive has now, to move a pin. --guest-cmd boots the kernels with
+# bpftool and the build's BPF objects (/kmx/bpf/) in the initramfs and runs the command instead of
+# the suite, printing the console: for reading a verifier log in full on an old kernel.
 #
 # Environment: AURUM_KERNEL_CACHE (default <repo>/.kernels: kernels and apt state, git-ignored),
 # KMX_TIMEOUT (seconds per guest, default 300), KMX_JOBS (guests booted at once, default 1; each
@@ -34,10 +37,11 @@ prepare_only=0
 write_docs=0
 fetch_only=0
 list_only=0
+guest_cmd=
 timeout_s=${KMX_TIMEOUT:-300}
 jobs=${KMX_JOBS:-1}
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --agent) agent=$2; shift ;;
@@ -49,11 +53,13 @@ while [ $# -gt 0 ]; do
     --docs) write_docs=1 ;;
     --fetch-only) fetch_only=1 ;;
     --list) list_only=1 ;;
+    --guest-cmd) guest_cmd=$2; shift ;;
     -h|--help) usage ;;
     *) echo "kernel-matrix: unknown argument $1" >&2; usage ;;
   esac
   shift
 done
+[ -n "$guest_cmd" ] && out=${out:-$cache/guest-cmd}
 out=${out:-$cache/results}
 log() { printf '[kernel-matrix %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -142,8 +148,24 @@ fetch_kernel() {
 }
 
 # --- initramfs ---------------------------------------------------------------------------------
+# copy_binary SRC DEST STAGE: a stripped copy of SRC, and of the shared libraries ldd lists for it
+# (libbpf, prometheus-cpp, yaml-cpp, libstdc++, ... come from the host) at the paths where the
+# dynamic loader looks for them. Stripped: RelWithDebInfo carries tens of MB of DWARF the guest
+# has no use for, and every MB of initramfs costs boot time under TCG.
+copy_binary() {
+  local src=$1 dest=$2 stage=$3 lib
+  mkdir -p "$(dirname "$dest")"
+  strip --strip-debug -o "$dest" "$src" 2>/dev/null || cp "$src" "$dest"
+  chmod 755 "$dest"
+  for lib in $(ldd "$src" | awk '/=> \//{print $3} /^[[:space:]]*\//{print $1}'); do
+    [ -e "$stage$lib" ] && continue
+    mkdir -p "$stage$(dirname "$lib")"
+    strip --strip-debug -o "$stage$lib" "$(readlink -f "$lib")" 2>/dev/null || cp -L "$lib" "$stage$lib"
+  done
+}
+
 build_initramfs() {
-  local img=$1 stage lib applet bb
+  local img=$1 stage applet bb
   stage=$(mktemp -d "$out/initramfs.XXXXXX")
   mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,kmx,root}
   bb=$(command -v busybox)
@@ -151,17 +173,13 @@ build_initramfs() {
   for applet in $(busybox --list); do
     [ "$applet" = busybox ] || ln -sf busybox "$stage/bin/$applet"
   done
-  # Stripped copies: RelWithDebInfo binaries carry tens of MB of DWARF the guest has no use for,
-  # and every MB of initramfs costs boot time under TCG.
-  strip --strip-debug -o "$stage/kmx/aurum" "$agent" 2>/dev/null || cp "$agent" "$stage/kmx/aurum"
-  # The agent's shared libraries (libbpf, prometheus-cpp, yaml-cpp, libstdc++, ...) come from the
-  # host, at the paths where the dynamic loader looks for them.
-  for lib in $(ldd "$agent" | awk '/=> \//{print $3} /^[[:space:]]*\//{print $1}'); do
-    mkdir -p "$stage$(dirname "$lib")"
-    strip --strip-debug -o "$stage$lib" "$(readlink -f "$lib")" 2>/dev/null || cp -L "$lib" "$stage$lib"
-  done
-  # /lib64/ld-linux-x86-64.so.2 and the usrmerge /lib -> /usr/lib view of the host.
-  [ -e "$stage/lib64" ] || ln -s lib "$stage/lib64" 2>/dev/null || true
+  copy_binary "$agent" "$stage/kmx/aurum" "$stage"
+  if [ -n "$guest_cmd" ]; then
+    copy_binary "$(command -v bpftool)" "$stage/bin/bpftool" "$stage"
+    mkdir -p "$stage/kmx/bpf"
+    cp "$(dirname "$agent")"/bpf/*.bpf.o "$stage/kmx/bpf/" 2>/dev/null || true
+    printf '%s\n' "$guest_cmd" > "$stage/kmx/guest-cmd.sh"
+  fi
   cp "$kdir/guest/init" "$stage/init"
   cp "$kdir/suite.sh" "$kdir/aurum.yaml" "$stage/kmx/"
   chmod 755 "$stage/init" "$stage/kmx/suite.sh"
@@ -222,6 +240,14 @@ main() {
     build_initramfs "$out/initramfs.cpio"
   fi
   [ $prepare_only = 1 ] && return 0
+  if [ -n "$guest_cmd" ]; then
+    while read -r id pkg ver rest; do
+      boot_kernel "$id" "$pkg" "$ver"
+      echo "===== $id ($pkg $ver)"
+      tr -d '\r' < "$out/$id.console.log"
+    done < <(selected_kernels)
+    return 0
+  fi
   [ ${#ids[@]} -eq 0 ] || [ -s "$out/initramfs.cpio" ] || die "no initramfs in $out (run --prepare-only)"
   for id in "${ids[@]}" host; do rm -f "$out/$id".{console.log,run,qemu.log}; done
   while read -r id pkg ver rest; do
