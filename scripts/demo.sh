@@ -95,8 +95,11 @@ alive() { # name -> 0 when the recorded process runs (zombies do not count)
   local f; f=$(pidfile "$1")
   [[ -f $f ]] || return 1
   local pid; pid=$(<"$f")
-  [[ -n $pid && -d /proc/$pid ]] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
+  [[ -n $pid && -d /proc/$pid ]] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null \
+    && has_mark "$pid"  # a recycled pid of a stale pid file is not ours
 }
+
+has_mark() { { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF "$MARK"; }
 
 spawn() { # name cmd... : start in its own session, log to log/<name>.log, remember the pid
   local name=$1; shift
@@ -139,7 +142,7 @@ marked_pids() { # pids of live processes that carry this testbed's mark
   for e in /proc/[0-9]*/environ; do
     pid=${e#/proc/}; pid=${pid%/environ}
     [[ $pid == "$$" ]] && continue
-    if { tr '\0' '\n' <"$e"; } 2>/dev/null | grep -qxF "$MARK"; then
+    if has_mark "$pid"; then
       grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || echo "$pid"
     fi
   done
@@ -249,7 +252,11 @@ apis_up() {
 
 s3_up() {
   mkdir -p "$STATE/s3"
-  spawn s3-storage node "$NODE_MODULES/s3rver/bin/s3rver.js" -d "$STATE/s3" -a 127.0.0.1 \
+  # s3rver's ListObjectsV2 continuation tokens use DES, which OpenSSL 3 (Node >= 17) only offers
+  # through its legacy provider: without it every listing past one page answers 500.
+  local legacy=()
+  (($(node -p 'process.versions.node.split(".")[0]') >= 17)) && legacy=(--openssl-legacy-provider)
+  spawn s3-storage node "${legacy[@]}" "$NODE_MODULES/s3rver/bin/s3rver.js" -d "$STATE/s3" -a 127.0.0.1 \
     -p "$TESTBED_S3_PORT" --silent --configure-bucket invoices
 }
 
@@ -358,11 +365,22 @@ Stop:  scripts/demo.sh down
 EOF
 }
 
+check_ports() { # every testbed port is free or held by this testbed
+  local var port pid
+  for var in $(compgen -v TESTBED_); do
+    port=${!var}
+    for pid in $(ss -Htlnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+      has_mark "$pid" || die "port $port ($var) is taken by pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)"
+    done
+  done
+}
+
 cmd_up() {
   local t0=$SECONDS
   install_deps
   [[ -n $PGBIN ]] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
   prepare_state
+  check_ports
   rabbitmq_start          # the slowest to start: let it boot while the rest comes up
   agent_up                # before the services, so that it sees every connection they open
   pg_up shop-db "$TESTBED_SHOP_DB_PORT" "$TB/sql/shop.sql"

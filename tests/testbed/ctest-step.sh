@@ -21,7 +21,11 @@ case $step in
     [[ -n ${2:-} ]] && export AURUM_BIN=$2
     export AURUM_BUILD=0
     t0=$SECONDS
-    "$REPO/scripts/demo.sh" up >/dev/null
+    if ! "$REPO/scripts/demo.sh" up >/dev/null; then
+      state=$("$HERE/state-dir.sh")
+      for f in "$state"/log/*.log; do echo "---- $f"; tail -n 15 "$f"; done
+      exit 1
+    fi
     echo "testbed: up in $((SECONDS - t0))s"
     exec /usr/bin/python3 "$HERE/e2e.py" load ;;
   system) exec /usr/bin/python3 "$HERE/e2e.py" check-system ;;
