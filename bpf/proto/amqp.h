@@ -8,7 +8,7 @@
 #ifndef AURUM_PROTO_AMQP_H
 #define AURUM_PROTO_AMQP_H
 
-#include "proto_types.h"
+#include "byteorder.h"
 
 #define AURUM_AMQP_PEEK 16
 #define AURUM_AMQP_INCOMPLETE (-1)

@@ -13,7 +13,7 @@
 #ifndef AURUM_PROTO_HTTP_H
 #define AURUM_PROTO_HTTP_H
 
-#include "proto_types.h"
+#include "byteorder.h"
 
 /* Bytes a caller should copy: the longest thing read here is "HTTP/1.1 200 " (13) and
  * "OPTIONS /" (9); 16 keeps stack buffers word-sized. */

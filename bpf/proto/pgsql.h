@@ -11,7 +11,7 @@
 #ifndef AURUM_PROTO_PGSQL_H
 #define AURUM_PROTO_PGSQL_H
 
-#include "proto_types.h"
+#include "byteorder.h"
 
 #define AURUM_PGSQL_PEEK 8
 #define AURUM_PGSQL_INCOMPLETE (-1)

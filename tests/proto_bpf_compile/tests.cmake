@@ -10,6 +10,29 @@ add_test(NAME proto.bpf_compile
           -c ${_proto_dir}/proto_check.bpf.c -o ${_proto_obj})
 set_tests_properties(proto.bpf_compile PROPERTIES LABELS unit FIXTURES_SETUP proto_bpf_obj)
 
+# Every header in bpf/proto/ (mine and the ones other components add) in one translation unit,
+# for both targets: catches a header that is not self-contained or clashes with another.
+file(GLOB _proto_headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/bpf/proto/*.h)
+set(_proto_all_bpf "#include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\n")
+set(_proto_all_host "#include <linux/types.h>\n")
+foreach(h ${_proto_headers})
+  get_filename_component(hn ${h} NAME)
+  string(APPEND _proto_all_bpf "#include \"proto/${hn}\"\n")
+  string(APPEND _proto_all_host "#include \"proto/${hn}\"\n")
+endforeach()
+string(APPEND _proto_all_bpf "char LICENSE[] SEC(\"license\") = \"Dual BSD/GPL\";\n")
+file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all.bpf.c ${_proto_all_bpf})
+file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all_host.c ${_proto_all_host})
+add_test(NAME proto.all_headers_bpf
+  COMMAND ${BPF_CLANG} -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${AURUM_BPF_ARCH}
+          -I${CMAKE_SOURCE_DIR}/vmlinux -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}
+          -c ${CMAKE_BINARY_DIR}/tests/proto_all.bpf.c -o ${CMAKE_BINARY_DIR}/tests/proto_all.bpf.o)
+set_tests_properties(proto.all_headers_bpf PROPERTIES LABELS unit)
+add_test(NAME proto.all_headers_host
+  COMMAND ${CMAKE_C_COMPILER} -std=c11 -Wall -Wextra -Werror -fsyntax-only -I${CMAKE_SOURCE_DIR}/bpf
+          ${CMAKE_BINARY_DIR}/tests/proto_all_host.c)
+set_tests_properties(proto.all_headers_host PROPERTIES LABELS unit)
+
 add_test(NAME proto.host_c_compile
   COMMAND ${CMAKE_C_COMPILER} -std=c11 -Wall -Wextra -Werror -I${CMAKE_SOURCE_DIR}/bpf
           ${_proto_dir}/proto_host_check.c -o ${CMAKE_BINARY_DIR}/tests/proto_host_check)
