@@ -360,7 +360,7 @@ aurum testbed is up (state, data and logs: $STATE)
   Shop DB / MES DB   psql -h 127.0.0.1 -p $TESTBED_SHOP_DB_PORT -U shop shop  /  psql -h 127.0.0.1 -p $TESTBED_MES_DB_PORT -U mes mes
   S3 storage         http://127.0.0.1:$TESTBED_S3_PORT/  (bucket invoices, key S3RVER/S3RVER)
 Load:  /usr/bin/python3 tests/testbed/loadgen.py --rate 50 --duration 60 [--error-share 0.2]
-       [--delay-ms 300] [--poison-share 0.1] [--slow-ms 5000]
+       [--delay-ms 300] [--cpu-ms 20] [--poison-share 0.1] [--slow-ms 5000] [--hold-db-connections 85]
 Stop:  scripts/demo.sh down
 EOF
 }

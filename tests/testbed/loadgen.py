@@ -11,10 +11,14 @@ triggered on purpose:
   --duration S        seconds of load
   --error-share F     every request asks its API to answer 500 with probability F (X-Fail-Share)
   --delay-ms N        every request asks its API to wait N ms first (X-Delay-Ms)
+  --cpu-ms N          every request asks its API to burn N ms of CPU first (X-Cpu-Ms)
   --poison-share F    share of the placed orders whose event is published malformed (the MES
                       worker rejects it with requeue=false: a dead letter)
   --slow-ms N         MES worker slow mode: hold each message unacked N ms (messages in flight);
                       set before the load and left as set (0 turns it off)
+  --hold-db-connections N
+                      open N idle connections to Shop DB and to MES DB each for the duration
+                      (max_connections is 100: the connection alert)
 
 Prints (and with --out writes) a JSON summary that is the ground truth of the end-to-end test:
 responses per API and status, the ids of the orders created, which of them carry poison events.
@@ -95,6 +99,8 @@ def one_request(client, stats, args, rng):
         faults["X-Fail-Share"] = str(args.error_share)
     if args.delay_ms > 0:
         faults["X-Delay-Ms"] = str(args.delay_ms)
+    if args.cpu_ms > 0:
+        faults["X-Cpu-Ms"] = str(args.cpu_ms)
     r = rng.random()
     customer = rng.randint(1, 100)
     product = rng.randint(1, 50)
@@ -130,6 +136,17 @@ def one_request(client, stats, args, rng):
     stats.record(api, status)
 
 
+def hold_db_connections(n, ports):
+    if n <= 0:
+        return []
+    import psycopg2  # python3-psycopg2: only this knob needs it
+    conns = []
+    for port, db in ((ports["TESTBED_SHOP_DB_PORT"], "shop"), (ports["TESTBED_MES_DB_PORT"], "mes")):
+        for _ in range(n):
+            conns.append(psycopg2.connect(host="127.0.0.1", port=port, dbname=db, user=db))
+    return conns
+
+
 def run(args, ports=None):
     ports = ports or load_ports()
     api_ports = {"shop": ports["TESTBED_SHOP_API_PORT"], "crm": ports["TESTBED_CRM_API_PORT"],
@@ -139,6 +156,7 @@ def run(args, ports=None):
         status, _ = c.request("mes", "PUT", f"/admin/slow?ms={args.slow_ms}")
         if status != 200:
             raise SystemExit(f"loadgen: MES slow mode not set (status {status})")
+    held = hold_db_connections(args.hold_db_connections, ports)
     stats = Stats()
     total = int(args.rate * args.duration)
     start = time.monotonic() + 0.1
@@ -172,9 +190,11 @@ def run(args, ports=None):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
+    for conn in held:
+        conn.close()
     return {
         "rate": args.rate, "duration": args.duration, "error_share": args.error_share,
-        "delay_ms": args.delay_ms, "poison_share": args.poison_share, "slow_ms": args.slow_ms,
+        "delay_ms": args.delay_ms, "cpu_ms": args.cpu_ms, "poison_share": args.poison_share, "slow_ms": args.slow_ms,
         "seed": base_seed, "sent": stats.sent, "late": stats.late, "elapsed": round(elapsed, 3),
         "responses": stats.responses, "orders": sorted(stats.orders),
         "poison_orders": sorted(stats.poison_orders),
@@ -188,7 +208,9 @@ def parser():
     p.add_argument("--error-share", type=float, default=0.0)
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--poison-share", type=float, default=0.0)
+    p.add_argument("--cpu-ms", type=float, default=0.0)
     p.add_argument("--slow-ms", type=int, default=None)
+    p.add_argument("--hold-db-connections", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", help="also write the JSON summary here")

@@ -2,6 +2,7 @@
 // Fault injection shared by the Node.js services; the same contract as faults.py:
 //   X-Fail-Share: 0.2 (or ?fail_share=0.2)  answer 500 with that probability, before any side effect
 //   X-Delay-Ms: 150   (or ?delay_ms=150)    sleep that long before answering
+//   X-Cpu-Ms: 20      (or ?cpu_ms=20)       burn that much CPU (busy loop) before answering
 'use strict';
 
 function number(value) {
@@ -12,11 +13,17 @@ function number(value) {
 function decide(req, url) {
   const share = number(req.headers['x-fail-share'] ?? url.searchParams.get('fail_share'));
   const delayMs = number(req.headers['x-delay-ms'] ?? url.searchParams.get('delay_ms'));
-  return { fail: Math.random() < share, delayMs };
+  const cpuMs = number(req.headers['x-cpu-ms'] ?? url.searchParams.get('cpu_ms'));
+  return { fail: Math.random() < share, delayMs, cpuMs };
 }
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function burn(ms) {
+  const end = process.cpuUsage().user + ms * 1000;
+  while (process.cpuUsage().user < end) { /* busy on purpose: the CPU alert's load */ }
 }
 
 function reply(res, status, obj) {
@@ -45,9 +52,10 @@ function readJson(req) {
 function serve(router) {
   return async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
-    const { fail, delayMs } = decide(req, url);
+    const { fail, delayMs, cpuMs } = decide(req, url);
     try {
       if (delayMs > 0) await sleep(delayMs);
+      if (cpuMs > 0) burn(cpuMs);
       if (fail) return reply(res, 500, { error: 'injected failure' });
       await router(req, res, url);
     } catch (e) {

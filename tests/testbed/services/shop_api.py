@@ -139,8 +139,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
-        fail, delay = faults.decide(self.headers, url.query)
-        faults.apply_delay(delay)
+        fail, delay, cpu = faults.decide(self.headers, url.query)
+        faults.apply_delay(delay, cpu)
         if fail:
             return self.reply(500, {"error": "injected failure"})
         try:
