@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# End-to-end test of issue 7 (ctest operate.e2e, label e2e; root). About 12 minutes:
+#   1. the testbed up (scripts/demo.sh, with the agent, without its own Prometheus); a Prometheus
+#      and an Alertmanager of our own, configured from deploy/ (only addresses, scrape/eval interval
+#      5 s and Alertmanager's group timings changed), loading alerting/rules; a webhook receiver;
+#   2. normal load plus a few real conditions the panels need (a process under a cgroup memory
+#      limit, refused connections, a lossy link in a network namespace for retransmits);
+#   3. every dashboard expression, dashboard variable and recording rule must return data: each
+#      one that does not is named with its file and panel (the sweep step of e2e.mjs);
+#   4. the load asks the APIs for 50 % errors: AurumHTTP5xxRatioHigh must reach the webhook on the
+#      "page" receiver (severity critical), then resolve once the load is normal again.
+# Environment: AURUM_E2E_WARMUP (s, default 120), AURUM_E2E_KEEP=1 (leave everything running).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+AURUM_BIN=${1:-$ROOT/build/aurum}
+PY=/usr/bin/python3
+log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  [[ ${CI:-} == true ]] && { log "FAIL: needs root under CI"; exit 1; }
+  log "skip: needs root (the agent loads BPF; the testbed runs PostgreSQL and RabbitMQ)"; exit 77
+fi
+# shellcheck source=../testbed/ports.env
+source "$ROOT/tests/testbed/ports.env"
+PROM_PORT=19190 AM_PORT=19193 HOOK_PORT=19194
+WORK=$(mktemp -d /tmp/aurum-e2e.XXXXXX)
+PIDS=() started_testbed=0 netns=aurum-e2e-$$ cg=""
+for p in $PROM_PORT $AM_PORT $HOOK_PORT; do
+  ! ss -Htln "sport = :$p" | grep -q . || { log "FAIL: port $p is in use"; exit 1; }
+done
+
+cleanup() {
+  [[ ${AURUM_E2E_KEEP:-0} == 1 ]] && { log "kept running (work dir $WORK)"; return; }
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ip netns del "$netns" 2>/dev/null || true
+  ip link del "ae2e$$" 2>/dev/null || true
+  [[ -n $cg ]] && rmdir "$cg" 2>/dev/null || true
+  [[ $started_testbed == 1 ]] && "$ROOT/scripts/demo.sh" down >&2 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+bg() { "$@" >>"$WORK/$(basename "$1").log" 2>&1 & PIDS+=($!); }
+wait_http() { # what url seconds
+  local deadline=$((SECONDS + $3))
+  until curl -fsS -m 2 -o /dev/null "$2"; do
+    ((SECONDS < deadline)) || { log "FAIL: $1 not ready at $2 after $3 s"; return 1; }
+    sleep 1
+  done
+}
+
+# 1. The testbed with the agent; our own Prometheus, Alertmanager and webhook receiver.
+if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz"; then
+  log "testbed already up: using it"
+else
+  log "scripts/demo.sh up (agent $AURUM_BIN)"
+  started_testbed=1
+  AURUM_BIN=$AURUM_BIN AURUM_DEMO_NO_PROMETHEUS=1 "$ROOT/scripts/demo.sh" up >&2
+fi
+wait_http aurum "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz" 90
+node "$HERE/e2e.mjs" configs $PROM_PORT $AM_PORT $HOOK_PORT "$TESTBED_AURUM_PORT" "$WORK"
+bg node "$HERE/e2e-webhook.mjs" $HOOK_PORT "$WORK/webhook.jsonl"
+bg prometheus-alertmanager --config.file "$WORK/alertmanager.yml" --storage.path "$WORK/am" \
+  --web.listen-address "127.0.0.1:$AM_PORT" --cluster.listen-address=
+bg prometheus --config.file "$WORK/prometheus.yml" --storage.tsdb.path "$WORK/prom" \
+  --web.listen-address "127.0.0.1:$PROM_PORT"
+wait_http prometheus "http://127.0.0.1:$PROM_PORT/-/ready" 60
+wait_http alertmanager "http://127.0.0.1:$AM_PORT/-/ready" 60
+
+# 2. Normal load, and the conditions that some panels show only when they happen.
+log "normal load (2 % errors, some poison messages, slow consumer)"
+bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration $((${AURUM_E2E_WARMUP:-120} + 60)) \
+  --error-share 0.02 --poison-share 0.05 --slow-ms 200
+# A process under a memory limit (aurum_memory_limit_bytes exists only where a limit is set).
+sleep 1800 & sleeper=$!; PIDS+=($sleeper)
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  cg=/sys/fs/cgroup/aurum-e2e-$$; mkdir "$cg"; echo 268435456 >"$cg/memory.max"
+else
+  cg=/sys/fs/cgroup/memory/aurum-e2e-$$; mkdir "$cg"; echo 268435456 >"$cg/memory.limit_in_bytes"
+fi
+echo "$sleeper" >"$cg/cgroup.procs"
+# Refused connections (failed connects, resets).
+for _ in 1 2 3 4 5; do curl -s -m 2 -o /dev/null "http://127.0.0.1:1/" || true; done
+# Retransmits: a veth pair into a namespace of our own with 10 % loss both ways.
+ip netns add "$netns"
+ip link add "ae2e$$" type veth peer name ae2e-peer netns "$netns"
+ip addr add 10.213.7.1/30 dev "ae2e$$"; ip link set "ae2e$$" up
+ip -n "$netns" addr add 10.213.7.2/30 dev ae2e-peer; ip -n "$netns" link set ae2e-peer up
+tc qdisc add dev "ae2e$$" root netem loss 10%
+ip netns exec "$netns" tc qdisc add dev ae2e-peer root netem loss 10%
+mkdir -p "$WORK/www"; head -c 4000000 /dev/urandom >"$WORK/www/blob"
+bg ip netns exec "$netns" $PY -m http.server 18099 --bind 10.213.7.2 --directory "$WORK/www"
+sleep 2
+for _ in 1 2 3; do curl -s -m 30 -o /dev/null "http://10.213.7.2:18099/blob" || true; done
+
+log "waiting ${AURUM_E2E_WARMUP:-120} s for the rate windows to fill"
+sleep "${AURUM_E2E_WARMUP:-120}"
+
+# 3. Every expression returns data.
+fail=0
+log "querying every dashboard, variable and recording-rule expression"
+node "$HERE/e2e.mjs" sweep "http://127.0.0.1:$PROM_PORT" || fail=1
+
+# 4. The 5xx alert reaches the webhook and resolves.
+log "error load: the APIs answer 500 half of the time"
+bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration 360 --error-share 0.5 --slow-ms 0
+errload=${PIDS[-1]}
+if node "$HERE/e2e.mjs" wait-alert "$WORK/webhook.jsonl" AurumHTTP5xxRatioHigh firing 360 /page; then
+  kill "$errload" 2>/dev/null || true
+  log "normal load again: waiting for the alert to resolve"
+  bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration 600 --error-share 0
+  node "$HERE/e2e.mjs" wait-alert "$WORK/webhook.jsonl" AurumHTTP5xxRatioHigh resolved 600 /page || fail=1
+else
+  fail=1
+  curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query?query=aurum:http_server_5xx:ratio_rate5m" >&2 || true
+fi
+((fail == 0)) && log "PASS" || log "FAIL (work dir $WORK is removed on exit; AURUM_E2E_KEEP=1 keeps it)"
+exit $fail
