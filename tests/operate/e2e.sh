@@ -5,7 +5,7 @@
 #      and an Alertmanager of our own, configured from deploy/ (only addresses, scrape/eval interval
 #      5 s and Alertmanager's group timings changed), loading alerting/rules; a webhook receiver;
 #   2. normal load plus a few real conditions the panels need (a process under a cgroup memory
-#      limit, refused connections, a lossy link in a network namespace for retransmits);
+#      limit, refused connections, a lossy link between two network namespaces for retransmits);
 #   3. every dashboard expression, dashboard variable and recording rule must return data: each
 #      one that does not is named with its file and panel (the sweep step of e2e.mjs);
 #   4. the load asks the APIs for 50 % errors: AurumHTTP5xxRatioHigh must reach the webhook on the
@@ -26,7 +26,7 @@ fi
 source "$ROOT/tests/testbed/ports.env"
 PROM_PORT=19190 AM_PORT=19193 HOOK_PORT=19194
 WORK=$(mktemp -d /tmp/aurum-e2e.XXXXXX)
-PIDS=() started_testbed=0 netns=aurum-e2e-$$ cg=""
+PIDS=() started_testbed=0 srvns=aurum-e2e-s$$ clins=aurum-e2e-c$$ cg=""
 for p in $PROM_PORT $AM_PORT $HOOK_PORT; do
   ! ss -Htln "sport = :$p" | grep -q . || { log "FAIL: port $p is in use"; exit 1; }
 done
@@ -36,13 +36,14 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  ip netns del "$netns" 2>/dev/null || true
-  ip link del "ae2e$$" 2>/dev/null || true
+  ip netns del "$srvns" 2>/dev/null || true
+  ip netns del "$clins" 2>/dev/null || true
   [[ -n $cg ]] && rmdir "$cg" 2>/dev/null || true
   [[ $started_testbed == 1 ]] && "$ROOT/scripts/demo.sh" down >&2 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # so that a ctest timeout or ^C still cleans up
 
 bg() { "$@" >>"$WORK/$(basename "$1").log" 2>&1 & PIDS+=($!); }
 wait_http() { # what url seconds
@@ -54,8 +55,9 @@ wait_http() { # what url seconds
 }
 
 # 1. The testbed with the agent; our own Prometheus, Alertmanager and webhook receiver.
-if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz"; then
-  log "testbed already up: using it"
+if ss -Htln "sport = :$TESTBED_SHOP_API_PORT" | grep -q .; then
+  # Someone's testbed (scripts/demo.sh up, the testbed tests): use it and leave it running.
+  log "testbed already up: using it (not stopping it afterwards)"
 else
   log "scripts/demo.sh up (agent $AURUM_BIN)"
   started_testbed=1
@@ -85,17 +87,25 @@ fi
 echo "$sleeper" >"$cg/cgroup.procs"
 # Refused connections (failed connects, resets).
 for _ in 1 2 3 4 5; do curl -s -m 2 -o /dev/null "http://127.0.0.1:1/" || true; done
-# Retransmits: a veth pair into a namespace of our own with 10 % loss both ways.
-ip netns add "$netns"
-ip link add "ae2e$$" type veth peer name ae2e-peer netns "$netns"
-ip addr add 10.213.7.1/30 dev "ae2e$$"; ip link set "ae2e$$" up
-ip -n "$netns" addr add 10.213.7.2/30 dev ae2e-peer; ip -n "$netns" link set ae2e-peer up
-tc qdisc add dev "ae2e$$" root netem loss 10%
-ip netns exec "$netns" tc qdisc add dev ae2e-peer root netem loss 10%
+# Retransmits: a server and a client in two network namespaces of our own, joined by a veth pair;
+# the client's namespace drops 10 % of the server's segments (nftables: netem is not in every
+# kernel), so the server retransmits. Nothing touches the host's network or firewall.
+ip netns add "$srvns"; ip netns add "$clins"
+ip -n "$srvns" link add ae2e-s type veth peer name ae2e-c netns "$clins"
+ip -n "$srvns" addr add 10.213.7.1/30 dev ae2e-s; ip -n "$srvns" link set ae2e-s up
+ip -n "$clins" addr add 10.213.7.2/30 dev ae2e-c; ip -n "$clins" link set ae2e-c up
+ip netns exec "$clins" nft -f - <<'NFT'
+table inet aurum_e2e_loss {
+  chain in {
+    type filter hook input priority 0;
+    tcp sport 18099 numgen random mod 10 == 0 drop
+  }
+}
+NFT
 mkdir -p "$WORK/www"; head -c 4000000 /dev/urandom >"$WORK/www/blob"
-bg ip netns exec "$netns" $PY -m http.server 18099 --bind 10.213.7.2 --directory "$WORK/www"
+bg ip netns exec "$srvns" $PY -m http.server 18099 --bind 10.213.7.1 --directory "$WORK/www"
 sleep 2
-for _ in 1 2 3; do curl -s -m 30 -o /dev/null "http://10.213.7.2:18099/blob" || true; done
+for _ in 1 2 3; do ip netns exec "$clins" curl -s -m 30 -o /dev/null "http://10.213.7.1:18099/blob" || true; done
 
 log "waiting ${AURUM_E2E_WARMUP:-120} s for the rate windows to fill"
 sleep "${AURUM_E2E_WARMUP:-120}"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what the operate checks need, when missing (ctest fixture operate.setup):
 #   promtool (prometheus), amtool (prometheus-alertmanager), node + npm, docker-compose (v1, only to
-#   validate the compose file: no Docker engine is used), systemd-analyze, readelf, setpriv;
+#   validate the compose file: no Docker engine is used), systemd-analyze, readelf, setpriv, capsh,
+#   and for the end-to-end test ip, ss, nft, curl;
 #   and the npm packages of tests/operate/package-lock.json into tests/operate/node_modules.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -10,7 +11,7 @@ log() { printf '[operate setup] %s\n' "$*" >&2; }
 
 declare -A NEED=([promtool]=prometheus [amtool]=prometheus-alertmanager [node]=nodejs [npm]=npm
                  [docker-compose]=docker-compose [systemd-analyze]=systemd [readelf]=binutils
-                 [setpriv]=util-linux [capsh]=libcap2-bin [curl]=curl)
+                 [setpriv]=util-linux [capsh]=libcap2-bin [curl]=curl [ip]=iproute2 [nft]=nftables [ss]=iproute2)
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null || missing+=("${NEED[$tool]}"); done
 if ((${#missing[@]})); then
