@@ -72,8 +72,11 @@ install_deps() {
     # its own ports, so forbid that for the duration (and leave an existing policy alone).
     local policy=/usr/sbin/policy-rc.d created=0
     if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      -o DPkg::Lock::Timeout=300 "${missing[@]}" >"/tmp/aurum-testbed-apt.log" 2>&1 \
+    local apt=(apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}")
+    # A stale or missing package list is the usual cause of a failure: update once and retry.
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"/tmp/aurum-testbed-apt.log" 2>&1 \
+      || { apt-get update -q -o DPkg::Lock::Timeout=300 >>"/tmp/aurum-testbed-apt.log" 2>&1 \
+           && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"/tmp/aurum-testbed-apt.log" 2>&1; } \
       || { tail -20 /tmp/aurum-testbed-apt.log >&2; [[ $created == 1 ]] && rm -f "$policy"; \
            die "apt-get install failed (log: /tmp/aurum-testbed-apt.log)"; }
     [[ $created == 1 ]] && rm -f "$policy"
@@ -273,9 +276,15 @@ agent_up() {
   if [[ ! -x $AURUM_BIN ]]; then log "WARNING: no agent at $AURUM_BIN; carrying on without it"; return 0; fi
   spawn aurum "$AURUM_BIN" --config.file "$TB/aurum.yaml" \
     --web.listen-address "127.0.0.1:$TESTBED_AURUM_PORT"
-  if ! wait_for aurum 30 http_ok "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz"; then
-    log "WARNING: aurum is not healthy (log/aurum.log):"; tail -5 "$STATE/log/aurum.log" >&2 || true
-  fi
+  local deadline=$((SECONDS + 30))
+  until http_ok "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz"; do
+    if ! alive aurum || ((SECONDS > deadline)); then
+      log "WARNING: aurum is not running or not healthy; carrying on without it. $STATE/log/aurum.log:"
+      tail -5 "$STATE/log/aurum.log" >&2 || true
+      return 0
+    fi
+    sleep 0.2
+  done
 }
 
 rule_files() { # valid rule files of alerting/ (another part owns it: skip what promtool rejects)

@@ -248,7 +248,8 @@ def cmd_check_plan(args):
         now = parse_metrics(fetch(aurum_url()))
     except OSError as e:
         print(f"FAILED  aurum's /metrics at {aurum_url()} cannot be read: {e}")
-        print("        (is the agent built? scripts/demo.sh up builds build/aurum or says why not)")
+        print("        (is the agent built and running? scripts/demo.sh up says why not; its log: "
+              f"{os.path.join(STATE, 'log', 'aurum.log')})")
         return 1
     during = parse_metrics(open(DURING).read()) if os.path.exists(DURING) else []
     c = Checks()
