@@ -5,7 +5,7 @@
 #      and an Alertmanager of our own, configured from deploy/ (only addresses, scrape/eval interval
 #      5 s and Alertmanager's group timings changed), loading alerting/rules; a webhook receiver;
 #   2. normal load plus a few real conditions the panels need (a process under a cgroup memory
-#      limit, refused connections, a lossy link between two network namespaces for retransmits);
+#      limit, failed SQL queries, refused connections, a lossy link between two network namespaces for retransmits);
 #   3. every dashboard expression, dashboard variable and recording rule must return data: each
 #      one that does not is named with its file and panel (the sweep step of e2e.mjs);
 #   4. the load asks the APIs for 50 % errors: AurumHTTP5xxRatioHigh must reach the webhook on the
@@ -85,6 +85,10 @@ else
   cg=/sys/fs/cgroup/memory/aurum-e2e-$$; mkdir "$cg"; echo 268435456 >"$cg/memory.limit_in_bytes"
 fi
 echo "$sleeper" >"$cg/cgroup.procs"
+# Failed queries (the PostgreSQL panels split queries by SQLSTATE class): division by zero, class 22.
+for _ in 1 2 3; do
+  psql -X -q -h 127.0.0.1 -p "$TESTBED_SHOP_DB_PORT" -U shop shop -c 'SELECT 1/0' >/dev/null 2>&1 || true
+done
 # Refused connections (failed connects, resets).
 for _ in 1 2 3 4 5; do curl -s -m 2 -o /dev/null "http://127.0.0.1:1/" || true; done
 # Retransmits: a server and a client in two network namespaces of our own, joined by a veth pair;
