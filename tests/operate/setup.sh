@@ -32,6 +32,13 @@ if ((${#missing[@]})); then
     || { tail -20 "$apt_log" >&2; log "apt-get install failed (log: $apt_log)"; exit 1; }
 fi
 
+# operate.docker looks the Dockerfile's packages up in the apt index: make sure there is one.
+if ! apt-cache policy libbpf1 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  [[ $(id -u) -eq 0 ]] || { log "no apt index: run apt-get update as root"; exit 1; }
+  log "apt-get update (no package index yet)"
+  apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null
+fi
+
 stamp=$HERE/node_modules/.installed
 if [[ ! -f $stamp || $HERE/package-lock.json -nt $stamp ]]; then
   log "npm ci in tests/operate"
