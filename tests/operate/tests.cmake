@@ -15,6 +15,10 @@ foreach(check rules rule-tests alerting prometheus alertmanager kubernetes chart
   set_tests_properties(operate.${check} PROPERTIES
     FIXTURES_REQUIRED aurum_operate_tools LABELS operate TIMEOUT 120)
 endforeach()
+# The checks can fail: mutated copies of the files must make the guarding check fail (about 1 min).
+add_test(NAME operate.selftest COMMAND ${AURUM_OPERATE_DIR}/selftest.sh)
+set_tests_properties(operate.selftest PROPERTIES
+  FIXTURES_REQUIRED aurum_operate_tools LABELS operate TIMEOUT 300)
 add_test(NAME operate.capabilities COMMAND ${AURUM_OPERATE_DIR}/check-caps.sh $<TARGET_FILE:aurum>)
 set_tests_properties(operate.capabilities PROPERTIES
   FIXTURES_REQUIRED aurum_operate_tools LABELS privileged RUN_SERIAL TRUE TIMEOUT 300 SKIP_RETURN_CODE 77)
