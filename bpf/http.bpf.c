@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* HTTP/1.x golden signals from TCP segments, server and client side.
+ *
+ * Two cgroup_skb programs on the cgroup v2 root see every TCP segment of every process in or below
+ * it, in both directions, with no syscall hook at all (docs/http-design.md says what they cannot
+ * see and why this design: ../shared/notes/hot-path-costs.md measured it as the cheapest). Per
+ * connection, an sk_storage entry holds the pending requests (a FIFO: pipelined requests are
+ * answered in order, RFC 9112 section 9.3.2), the next expected sequence number of each direction
+ * (a retransmitted segment does not start a second request) and the first bytes of a request or
+ * status line that a segment cut short.
+ *
+ * Server side: a request begins when the segment carrying its request line passes the ingress
+ * hook (the packet reaching the socket, before the application reads it) and ends when the segment
+ * carrying the first bytes of the status line passes the egress hook (right after the application
+ * wrote it). Client side: the mirror. Aggregated in the kernel per (owner, side, method, status,
+ * server port); only the route, when asked for, goes through a ringbuf. */
+#include "common.bpf.h"
+#include "http.h"
+#include "sock_owner.bpf.h"
+#include "proto/http.h"
+#include "proto/hist.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+const volatile struct aurum_http_config cfg = {};
+
+/* One direction of a connection. */
+struct http_half {
+	__u64 partial_ns;  /* when the partial line's first bytes passed */
+	__u64 partial[2];  /* the partial line, little-endian words, bytes past partial_len zero */
+	__u32 next_seq;    /* sequence number after the last new byte seen */
+	__u8 seq_valid;
+	__u8 partial_len;
+	__u8 pad[2];
+};
+
+struct http_req {
+	__u64 start_ns;
+	__u8 method;
+	__u8 counted; /* included in the flow's `started` (the owner was known at its start) */
+	__u8 pad[6];
+};
+
+struct http_sk {
+	struct aurum_proc_key owner; /* zero tgid: not known yet */
+	struct http_half in, out;
+	struct http_req fifo[AURUM_HTTP_FIFO];
+	__u8 side;      /* enum aurum_http_side */
+	__u8 head;      /* index of the oldest pending request (mod AURUM_HTTP_FIFO) */
+	__u8 count;     /* pending requests */
+	__u8 pad1;
+	__u16 port;     /* client side: the server's port */
+	__u16 pad;
+};
+
+/* Request lines of the pending requests, for the route (routes on only). */
+struct http_targets {
+	__u8 len[AURUM_HTTP_FIFO];
+	char line[AURUM_HTTP_FIFO][AURUM_HTTP_TARGET];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct http_sk);
+} http_sk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct http_targets);
+} http_tgt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192); /* resized by userspace before load */
+	__type(key, struct aurum_http_key);
+	__type(value, struct aurum_http_stats);
+} http_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* resized by userspace before load */
+	__type(key, struct aurum_http_flow_key);
+	__type(value, struct aurum_http_flow);
+} http_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} http_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AURUM_HTTP_LOSS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} http_lost SEC(".maps");
+
+static const __u64 duration_bounds[64] = AURUM_HTTP_BOUNDS_NS;
+static const struct aurum_http_stats zero_stats;
+static const struct aurum_http_flow zero_flow;
+
+/* The TCP segment inside a cgroup_skb packet (which starts at the network header). */
+struct segment {
+	__u32 poff; /* payload offset from the network header */
+	__u32 plen; /* payload bytes */
+	__u32 seq;
+	__u8 fin;
+	__u8 rst;
+};
+
+static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *s)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+	__u32 l3;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+			return -1;
+		l3 = ip->ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		/* Extension headers before TCP are not followed: such segments are not seen. */
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+			return -1;
+		l3 = sizeof(*ip6);
+	} else {
+		return -1;
+	}
+	if (l3 < 20 || l3 > 60)
+		return -1;
+	th = data + l3;
+	if ((void *)(th + 1) > end)
+		return -1;
+	s->poff = l3 + th->doff * 4;
+	s->plen = skb->len > s->poff ? skb->len - s->poff : 0;
+	s->seq = bpf_ntohl(th->seq);
+	s->fin = th->fin;
+	s->rst = th->rst;
+	return 0;
+}
+
+/* Up to 16 payload bytes at `off` into `w` (the rest zero); returns how many. */
+static __always_inline __u32 peek(struct __sk_buff *skb, __u32 off, __u32 avail, __u64 w[2])
+{
+	__u64 n = avail < AURUM_HTTP_PEEK ? avail : AURUM_HTTP_PEEK;
+
+	w[0] = 0;
+	w[1] = 0;
+	/* An AND the compiler cannot see through: else clang hands the helper `avail` itself, a
+	 * 64-bit register whose bounds the verifier lost at a 32-bit compare. */
+	asm volatile("%[n] &= 0x1f" : [n] "+r"(n));
+	if (n == 0 || n > AURUM_HTTP_PEEK)
+		return 0;
+	if (bpf_skb_load_bytes(skb, off, w, n))
+		return 0;
+	return n;
+}
+
+static __always_inline void lose(__u32 reason)
+{
+	aurum_count_loss(&http_lost, reason);
+}
+
+static __always_inline struct aurum_http_flow *flow_get(struct http_sk *st)
+{
+	struct aurum_http_flow_key fk = {};
+	struct aurum_http_flow *f;
+
+	fk.owner = st->owner;
+	fk.side = st->side;
+	f = bpf_map_lookup_elem(&http_flows, &fk);
+	if (f)
+		return f;
+	/* EEXIST: another CPU created it first. Anything else: the map is full. */
+	bpf_map_update_elem(&http_flows, &fk, &zero_flow, BPF_NOEXIST);
+	f = bpf_map_lookup_elem(&http_flows, &fk);
+	if (!f)
+		lose(AURUM_HTTP_LOSS_FLOW_FULL);
+	return f;
+}
+
+/* A new owner for the connection: requests it counted as started move with it, so that the old
+ * owner's in-flight count does not keep them (a socket handed from a prefork master to a worker). */
+static __noinline void set_owner(struct http_sk *st, struct aurum_proc_key *k)
+{
+	struct aurum_http_flow *f;
+	__u32 i, moved = 0;
+
+	if (st->owner.tgid == k->tgid && st->owner.start_ns == k->start_ns)
+		return;
+	for (i = 0; i < AURUM_HTTP_FIFO; i++) {
+		if (i >= st->count)
+			break;
+		moved += st->fifo[(st->head + i) & (AURUM_HTTP_FIFO - 1)].counted;
+	}
+	if (moved && st->owner.tgid) {
+		f = flow_get(st);
+		if (f)
+			__sync_fetch_and_add(&f->finished, moved);
+	}
+	st->owner = *k;
+	if (moved) {
+		f = flow_get(st);
+		if (f)
+			__sync_fetch_and_add(&f->started, moved);
+	}
+}
+
+/* The owner: the net component's (sock.h: the connecting process, the listener's owner for a
+ * passive open, then whoever sends or receives on it), when its map is ours. Else, or while it
+ * knows none, the task sending the connection's first payload: egress of new data normally runs
+ * in the sender's sendmsg, while ingress runs in softirq, where `current` is whoever was
+ * interrupted (on loopback: the peer), so it is never used. A kernel thread or the idle task
+ * (softirq on an idle CPU) is no owner. */
+static __always_inline void learn_owner(struct bpf_sock *sk, struct http_sk *st, bool egress_payload)
+{
+	struct aurum_proc_key k = {};
+	struct task_struct *t;
+
+	if (cfg.shared_owner && (egress_payload || !st->owner.tgid)) {
+		struct aurum_sock_owner *so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+
+		if (so && so->owner.tgid) {
+			k = so->owner;
+			set_owner(st, &k);
+			return;
+		}
+	}
+	if (!egress_payload || st->owner.tgid)
+		return;
+	t = (struct task_struct *)bpf_get_current_task();
+	if (!t || aurum_is_kthread(t) || BPF_CORE_READ(t, tgid) == 0)
+		return;
+	aurum_proc_key(t, &k);
+	set_owner(st, &k);
+}
+
+static __always_inline void flow_comm(struct aurum_http_flow *f)
+{
+	/* Only from process context (the owner's own send): name the process once. */
+	if (f->comm[0] == 0)
+		bpf_get_current_comm(f->comm, sizeof(f->comm));
+}
+
+/* One finished request: into the aggregate, the in-flight count and (routes on) the ringbuf. */
+static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32 idx, __u32 status,
+			      __u64 end_ns)
+{
+	struct aurum_http_key key = {};
+	struct aurum_http_stats *s;
+	struct aurum_http_flow *f;
+	struct http_req *req;
+	__u64 d;
+	__u32 slot;
+
+	idx &= AURUM_HTTP_FIFO - 1;
+	req = &st->fifo[idx];
+	if (!st->owner.tgid) {
+		lose(AURUM_HTTP_LOSS_NO_OWNER);
+		return;
+	}
+	d = end_ns > req->start_ns ? end_ns - req->start_ns : 0;
+	key.owner = st->owner;
+	key.side = st->side;
+	key.method = req->method;
+	key.status = status;
+	key.port = st->port;
+	s = bpf_map_lookup_elem(&http_stats, &key);
+	if (!s) {
+		bpf_map_update_elem(&http_stats, &key, &zero_stats, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&http_stats, &key);
+	}
+	if (s) {
+		slot = aurum_http_duration_slot(d, duration_bounds);
+		__sync_fetch_and_add(&s->count, 1);
+		__sync_fetch_and_add(&s->sum_ns, d);
+		if (slot < AURUM_HTTP_SLOTS)
+			__sync_fetch_and_add(&s->slots[slot], 1);
+	} else {
+		lose(AURUM_HTTP_LOSS_STATS_FULL);
+	}
+	if (req->counted) {
+		f = flow_get(st);
+		if (f)
+			__sync_fetch_and_add(&f->finished, 1);
+		req->counted = 0;
+	}
+	if (cfg.routes && tg && st->side == AURUM_HTTP_SIDE_SERVER) {
+		struct aurum_http_event *e = bpf_ringbuf_reserve(&http_events, sizeof(*e), 0);
+		__u32 n = tg->len[idx];
+
+		if (!e) {
+			lose(AURUM_HTTP_LOSS_RINGBUF);
+			return;
+		}
+		e->owner = st->owner;
+		e->duration_ns = d;
+		e->status = status;
+		e->side = st->side;
+		e->method = req->method;
+		e->port = st->port;
+		e->pad = 0;
+		if (n > AURUM_HTTP_TARGET)
+			n = AURUM_HTTP_TARGET;
+		e->target_len = n;
+		__builtin_memcpy(e->target, tg->line[idx], AURUM_HTTP_TARGET);
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+static __always_inline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
+					 int method, __u64 start_ns, __u32 off, __u32 avail)
+{
+	struct http_req *req;
+	__u32 idx;
+
+	if (st->count >= AURUM_HTTP_FIFO) {
+		lose(AURUM_HTTP_LOSS_FIFO_FULL);
+		return;
+	}
+	idx = (st->head + st->count) & (AURUM_HTTP_FIFO - 1);
+	req = &st->fifo[idx];
+	req->start_ns = start_ns;
+	req->method = method;
+	req->counted = 0;
+	st->count++;
+	if (st->owner.tgid) {
+		struct aurum_http_flow *f = flow_get(st);
+
+		if (f) {
+			__sync_fetch_and_add(&f->started, 1);
+			req->counted = 1;
+			if (st->side == AURUM_HTTP_SIDE_CLIENT)
+				flow_comm(f);
+		}
+	}
+	if (cfg.routes && st->side == AURUM_HTTP_SIDE_SERVER) {
+		struct http_targets *tg = bpf_sk_storage_get(&http_tgt, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		__u64 n = avail < AURUM_HTTP_TARGET ? avail : AURUM_HTTP_TARGET;
+
+		asm volatile("%[n] &= 0x7f" : [n] "+r"(n));
+		if (tg) {
+			tg->len[idx] = 0;
+			if (n > 0 && n <= AURUM_HTTP_TARGET &&
+			    bpf_skb_load_bytes(skb, off, tg->line[idx], n) == 0)
+				tg->len[idx] = n;
+		}
+	}
+}
+
+static __always_inline void pop_response(struct bpf_sock *sk, struct http_sk *st, __u32 status,
+					 __u64 end_ns)
+{
+	struct http_targets *tg = 0;
+	__u32 idx;
+
+	if (!st->count) {
+		lose(AURUM_HTTP_LOSS_UNMATCHED);
+		return;
+	}
+	if (cfg.routes)
+		tg = bpf_sk_storage_get(&http_tgt, sk, 0, 0);
+	idx = st->head & (AURUM_HTTP_FIFO - 1);
+	record(st, tg, idx, status, end_ns);
+	st->head = (st->head + 1) & (AURUM_HTTP_FIFO - 1);
+	st->count--;
+}
+
+/* The connection ended (FIN or RST) with requests pending: each is counted with status 0. */
+static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *st, __u64 now)
+{
+	struct http_targets *tg = 0;
+	__u32 i;
+
+	if (!st->count)
+		return;
+	if (cfg.routes)
+		tg = bpf_sk_storage_get(&http_tgt, sk, 0, 0);
+	for (i = 0; i < AURUM_HTTP_FIFO; i++) {
+		if (i >= st->count)
+			break;
+		record(st, tg, st->head + i, AURUM_HTTP_STATUS_CLOSED, now);
+	}
+	st->count = 0;
+	st->head = 0;
+	st->in.partial_len = 0;
+	st->out.partial_len = 0;
+}
+
+/* The first 16 bytes of a line that started in an earlier segment, followed by this segment's:
+ * a 128-bit shift on two words, so the verifier sees no variable stack offset. */
+static __always_inline __u32 join_partial(struct http_half *h, __u64 w[2], __u32 n)
+{
+	__u32 p = h->partial_len & 15, total = p + n;
+	__u64 lo = h->partial[0], hi = h->partial[1];
+
+	if (p == 0)
+		return n;
+	if (p < 8) {
+		hi |= (w[1] << (8 * p)) | (w[0] >> (64 - 8 * p));
+		lo |= w[0] << (8 * p);
+	} else {
+		hi |= w[0] << (8 * (p - 8));
+	}
+	w[0] = lo;
+	w[1] = hi;
+	return total < AURUM_HTTP_PEEK ? total : AURUM_HTTP_PEEK;
+}
+
+static __always_inline void keep_partial(struct http_half *h, __u64 w[2], __u32 len, __u64 start_ns)
+{
+	h->partial[0] = w[0];
+	h->partial[1] = w[1];
+	h->partial_len = len;
+	h->partial_ns = start_ns;
+}
+
+static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
+{
+	struct http_half *h;
+	struct segment s;
+	struct http_sk *st;
+	struct bpf_sock *sk;
+	__u64 w[2], now, start_ns;
+	__u32 off, avail, n, len;
+	bool request_dir;
+	int r;
+
+	if (parse_segment(skb, &s))
+		return;
+	if (!s.plen && !s.fin && !s.rst)
+		return; /* a pure ACK: most packets end here */
+	sk = skb->sk;
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return;
+	st = bpf_sk_storage_get(&http_sk, sk, 0, 0);
+	if (!st) {
+		/* Only a connection whose first bytes look like a request line gets state. */
+		n = peek(skb, s.poff, s.plen, w);
+		if (!n || aurum_http_parse_method((const __u8 *)w, n) == 0)
+			return;
+		st = bpf_sk_storage_get(&http_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			return;
+		st->side = ingress ? AURUM_HTTP_SIDE_SERVER : AURUM_HTTP_SIDE_CLIENT;
+		st->port = ingress ? 0 : bpf_ntohs(sk->dst_port);
+	}
+	learn_owner(sk, st, !ingress && s.plen);
+	now = bpf_ktime_get_ns();
+	h = ingress ? &st->in : &st->out;
+
+	if (s.plen) {
+		off = s.poff;
+		avail = s.plen;
+		/* Sequence numbers: bytes at or before next_seq were seen (a retransmission). */
+		if (h->seq_valid) {
+			__s32 behind = (__s32)(h->next_seq - s.seq);
+
+			if (behind >= (__s32)s.plen)
+				goto flags;
+			if (behind > 0) {
+				off += behind;
+				avail -= behind;
+			}
+		}
+		h->next_seq = s.seq + s.plen;
+		h->seq_valid = 1;
+
+		n = peek(skb, off, avail, w);
+		if (!n)
+			goto flags;
+		start_ns = h->partial_len ? h->partial_ns : now;
+		len = join_partial(h, w, n);
+		h->partial_len = 0;
+		request_dir = ingress == (st->side == AURUM_HTTP_SIDE_SERVER);
+		if (request_dir) {
+			r = aurum_http_parse_method((const __u8 *)w, len);
+			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
+				keep_partial(h, w, len, start_ns);
+			else if (r > 0)
+				push_request(skb, sk, st, r, start_ns, off, avail);
+		} else {
+			r = aurum_http_parse_status((const __u8 *)w, len);
+			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
+				keep_partial(h, w, len, start_ns);
+			else if (r > 0 && !aurum_http_status_is_interim(r))
+				pop_response(sk, st, r, start_ns);
+		}
+	}
+flags:
+	/* Which FIN means "no answer will come": the server's own (it closed without answering),
+	 * the client's own (it gave up), the server's as seen by the client; an RST either way. A
+	 * client's FIN seen by the server may be a half-close still waiting for its answer. */
+	if (s.rst || (s.fin && (!ingress || st->side == AURUM_HTTP_SIDE_CLIENT)))
+		close_pending(sk, st, now);
+}
+
+SEC("cgroup_skb/ingress")
+int http_ingress(struct __sk_buff *skb)
+{
+	on_segment(skb, true);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int http_egress(struct __sk_buff *skb)
+{
+	on_segment(skb, false);
+	return 1;
+}

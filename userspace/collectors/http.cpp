@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "collectors/http.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/fd.h"
+#include "core/log.h"
+#include "metrics/family.h"
+#include "bpf/proto/http.h"
+#include "http.skel.h"
+
+namespace aurum {
+
+static_assert(sizeof(aurum_http_key) == 24, "aurum_http_key: no implicit padding");
+static_assert(sizeof(aurum_http_flow_key) == 24, "aurum_http_flow_key: no implicit padding");
+static_assert(sizeof(aurum_http_event) == 32 + AURUM_HTTP_TARGET, "aurum_http_event layout");
+static_assert(sizeof(aurum_http_config) == 8, "aurum_http_config layout");
+
+struct HttpCollector::Impl {
+	Skeleton<http_bpf> skel{http_bpf__open(), http_bpf__destroy, "http"};
+	ring_buffer *rb = nullptr;
+	~Impl()
+	{
+		if (rb)
+			ring_buffer__free(rb);
+	}
+};
+
+namespace {
+
+// Opens the cgroup directory only for the attach: the link holds its own reference.
+std::function<bpf_link *(bpf_program *)> attach_to(std::string cgroup)
+{
+	return [cgroup](bpf_program *prog) -> bpf_link * {
+		UniqueFd fd(::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!fd)
+			return nullptr;
+		return bpf_program__attach_cgroup(prog, fd.get());
+	};
+}
+
+std::vector<HookSpec> http_hooks(const Features &f)
+{
+	const std::vector<Feature> needs = {Feature::cgroup_v2, Feature::cgroup_skb, Feature::sk_storage};
+	auto attach = attach_to(f.cgroup2_path());
+	return {
+		{"cgroup_skb_ingress", false, "HTTP server request starts and client responses: no HTTP metrics",
+		 {{"cgroup_skb", {"http_ingress"}, needs}}, attach},
+		{"cgroup_skb_egress", false, "HTTP server responses and client requests: no HTTP metrics",
+		 {{"cgroup_skb", {"http_egress"}, needs}}, attach},
+	};
+}
+
+int on_ringbuf(void *ctx, void *data, size_t size)
+{
+	if (size >= sizeof(aurum_http_event)) {
+		aurum_http_event e;
+		std::memcpy(&e, data, sizeof e);
+		static_cast<HttpCollector *>(ctx)->on_event(e);
+	}
+	return 0;
+}
+
+template <typename K, typename V, typename F> void for_each_entry(int fd, F &&f)
+{
+	K key{}, next{};
+	K *prev = nullptr;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		V v{};
+		if (bpf_map_lookup_elem(fd, &key, &v) == 0)
+			f(key, v);
+	}
+}
+
+} // namespace
+
+bool HttpCollector::KeyLess::operator()(const aurum_http_key &a, const aurum_http_key &b) const
+{
+	return std::memcmp(&a, &b, sizeof a) < 0;
+}
+
+const std::vector<double> &HttpCollector::duration_bounds()
+{
+	static const std::vector<double> b = [] {
+		const __u64 ns[] = AURUM_HTTP_BOUNDS_NS;
+		std::vector<double> out;
+		for (auto v : ns)
+			out.push_back(static_cast<double>(v) / 1e9);
+		return out;
+	}();
+	return b;
+}
+
+HttpCollector::HttpCollector(const Features &features, Options opts)
+    : impl_(std::make_unique<Impl>()), opts_(opts), routes_(opts.max_routes, opts.max_services)
+{
+	auto *skel = impl_->skel.get();
+	programs_ = std::make_unique<ProgramSet>("http", skel->obj);
+	programs_->choose(http_hooks(features), features);
+	if (programs_->chosen("cgroup_skb_ingress").empty() || programs_->chosen("cgroup_skb_egress").empty()) {
+		// Half of the pair is no measurement at all: load nothing, report both as missing.
+		programs_->attach();
+		return;
+	}
+	skel->rodata->cfg.routes = opts.routes ? 1 : 0;
+	skel->rodata->cfg.shared_owner = opts.sock_owner_fd >= 0 ? 1 : 0;
+	if (opts.sock_owner_fd >= 0) {
+		if (int err = bpf_map__reuse_fd(skel->maps.sock_owner, opts.sock_owner_fd))
+			throw Error("http: reuse the net component's sock_owner map", -err);
+	}
+	bpf_map__set_max_entries(skel->maps.http_stats, opts.max_keys);
+	bpf_map__set_max_entries(skel->maps.http_flows, opts.max_flows);
+	// The ringbuf carries routes only; without them the smallest one keeps the object loadable.
+	bpf_map__set_max_entries(skel->maps.http_events, opts.routes ? 8u << 20 : 4096u);
+	if (int err = http_bpf__load(skel))
+		throw Error("load http BPF programs (see the libbpf lines above)", -err);
+	programs_->attach();
+	loaded_ = true;
+	if (opts.routes) {
+		impl_->rb = ring_buffer__new(bpf_map__fd(skel->maps.http_events), on_ringbuf, this, nullptr);
+		if (!impl_->rb)
+			throw Error("http: ring buffer for routes", errno);
+	}
+	log::info("http: owners from %s; routes %s",
+		  opts.sock_owner_fd >= 0 ? "the net component's sock_owner" : "the first payload each connection sends",
+		  opts.routes ? "on" : "off");
+}
+
+HttpCollector::~HttpCollector() { programs_->detach(); }
+
+void HttpCollector::on_event(const aurum_http_event &e)
+{
+	if (!dir_)
+		return;
+	identity::ServiceId sid = dir_->service_of(e.owner, "", 0);
+	std::size_t n = std::min<std::size_t>(e.target_len, AURUM_HTTP_TARGET);
+	std::string_view line(e.target, n);
+	std::string route = routes_.route(std::to_string(sid), proto::http_request_target(line));
+	auto &h = totals_[{sid, e.side, e.method, e.status, e.port, route}];
+	h.count++;
+	h.sum_ns += e.duration_ns;
+	static const __u64 bounds[64] = AURUM_HTTP_BOUNDS_NS;
+	h.slots[aurum_http_duration_slot(e.duration_ns, bounds)]++;
+}
+
+void HttpCollector::poll(identity::ServiceDirectory &dir)
+{
+	if (!loaded_)
+		return;
+	auto *skel = impl_->skel.get();
+	dir_ = &dir;
+	if (impl_->rb)
+		ring_buffer__consume(impl_->rb);
+	dir_ = nullptr;
+
+	// In-flight: current values, not deltas, so that a dead process's entries simply vanish
+	// (stale requests of a process that is gone are reaped with it).
+	std::map<std::pair<__u32, __u64>, std::string> comms;
+	std::vector<aurum_http_flow_key> dead_flows;
+	active_.clear();
+	int ffd = bpf_map__fd(skel->maps.http_flows);
+	for_each_entry<aurum_http_flow_key, aurum_http_flow>(ffd, [&](const aurum_http_flow_key &k, aurum_http_flow &f) {
+		f.comm[AURUM_COMM_LEN - 1] = '\0';
+		comms[{k.owner.tgid, k.owner.start_ns}] = f.comm;
+		identity::ServiceId sid = dir.service_of(k.owner, f.comm, 0);
+		active_[{sid, k.side}] += static_cast<std::int64_t>(f.started - f.finished);
+		if (!dir.alive(k.owner))
+			dead_flows.push_back(k);
+	});
+	for (const auto &k : dead_flows)
+		bpf_map_delete_elem(ffd, &k);
+
+	std::vector<aurum_http_key> dead;
+	int sfd = bpf_map__fd(skel->maps.http_stats);
+	for_each_entry<aurum_http_key, aurum_http_stats>(sfd, [&](const aurum_http_key &k, const aurum_http_stats &v) {
+		auto &seen = seen_[k];
+		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
+		identity::ServiceId sid = dir.service_of(k.owner, c != comms.end() ? c->second.c_str() : "", 0);
+		// With routes on, the server side comes from the ringbuf (it carries the route).
+		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {
+			auto &h = totals_[{sid, k.side, k.method, k.status, k.port, ""}];
+			h.count += v.count - seen.last.count;
+			h.sum_ns += v.sum_ns - seen.last.sum_ns;
+			for (int i = 0; i < AURUM_HTTP_SLOTS; i++)
+				h.slots[i] += v.slots[i] - seen.last.slots[i];
+		}
+		seen.last = v;
+		if (!dir.alive(k.owner))
+			dead.push_back(k);
+	});
+	for (const auto &k : dead) {
+		bpf_map_delete_elem(sfd, &k);
+		seen_.erase(k);
+	}
+}
+
+void HttpCollector::collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out)
+{
+	using prometheus::MetricType;
+	for (auto it = totals_.begin(); it != totals_.end();) {
+		if (dir.exists(std::get<0>(it->first))) {
+			++it;
+			continue;
+		}
+		routes_.forget(std::to_string(std::get<0>(it->first)));
+		it = totals_.erase(it);
+	}
+	auto server = metrics::family("http_server_request_duration_seconds",
+				      "Request line arriving to status line leaving, per request (cgroup_skb ingress/egress).",
+				      MetricType::Histogram);
+	auto client = metrics::family("http_client_request_duration_seconds",
+				      "Request line leaving to status line arriving, per request (cgroup_skb egress/ingress).",
+				      MetricType::Histogram);
+	for (const auto &[k, h] : totals_) {
+		const auto &[sid, side, method, status, port, route] = k;
+		auto labels = dir.labels(sid);
+		labels.push_back({"http_request_method", aurum_http_method_name(method)});
+		labels.push_back({"http_response_status_code", std::to_string(status)});
+		if (side == AURUM_HTTP_SIDE_CLIENT)
+			labels.push_back({"server_port", std::to_string(port)});
+		if (opts_.routes && side == AURUM_HTTP_SIDE_SERVER)
+			labels.push_back({"http_route", route});
+		metrics::add_histogram(side == AURUM_HTTP_SIDE_SERVER ? server : client, std::move(labels),
+				       duration_bounds(), h.slots, static_cast<double>(h.sum_ns) / 1e9);
+	}
+	out.push_back(std::move(server));
+	out.push_back(std::move(client));
+
+	auto active_server = metrics::family("http_server_active_requests",
+					     "Requests whose request line arrived and whose status line has not left yet.",
+					     MetricType::Gauge);
+	auto active_client = metrics::family("http_client_active_requests",
+					     "Requests sent whose status line has not arrived yet.", MetricType::Gauge);
+	for (const auto &[k, n] : active_) {
+		if (!dir.exists(k.first))
+			continue;
+		metrics::add_gauge(k.second == AURUM_HTTP_SIDE_SERVER ? active_server : active_client, dir.labels(k.first),
+				   static_cast<double>(n > 0 ? n : 0));
+	}
+	out.push_back(std::move(active_server));
+	out.push_back(std::move(active_client));
+
+	if (opts_.routes) {
+		auto over = metrics::family("aurum_http_routes_overflow_total",
+					    "Requests reported with http_route=\"/{other}\" because the service's route cap was reached.",
+					    MetricType::Counter);
+		metrics::add_counter(over, {}, static_cast<double>(routes_.overflowed()));
+		out.push_back(std::move(over));
+	}
+}
+
+std::vector<Loss> HttpCollector::losses() const
+{
+	std::vector<Loss> out;
+	if (!loaded_)
+		return out;
+	int fd = bpf_map__fd(impl_->skel->maps.http_lost);
+	const char *names[AURUM_HTTP_LOSS_MAX] = {"stats_map_full", "flow_map_full", "pipeline_fifo_full",
+						  "ringbuf_full",   "owner_unknown", "response_unmatched"};
+	for (__u32 i = 0; i < AURUM_HTTP_LOSS_MAX; i++) {
+		__u64 v = 0;
+		bpf_map_lookup_elem(fd, &i, &v);
+		out.push_back({names[i], v});
+	}
+	return out;
+}
+
+} // namespace aurum

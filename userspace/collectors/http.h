@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// HTTP/1.x golden signals, server and client side, from bpf/http.bpf.c (cgroup_skb on the cgroup
+// v2 root, per-connection state in sk_storage, aggregation in the kernel).
+#pragma once
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "collectors/collector.h"
+#include "bpf/http.h"
+#include "proto/http_route.h"
+
+struct http_bpf;
+struct ring_buffer;
+
+namespace aurum {
+
+class HttpCollector : public Collector {
+public:
+	struct Options {
+		bool routes = false;          // http.routes: the http_route label through the ringbuf
+		unsigned max_keys = 8192;     // (process, side, method, status, port) aggregates in the kernel
+		unsigned max_flows = 16384;   // (process, side) in-flight counters
+		unsigned max_routes = 64;     // distinct routes per service before /{other}
+		unsigned max_services = 256;
+		int sock_owner_fd = -1;       // the net component's sock_owner map, when it is loaded
+	};
+	HttpCollector(const Features &features, Options opts);
+	~HttpCollector() override;
+	const char *name() const override { return "http"; }
+	void poll(identity::ServiceDirectory &dir) override;
+	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
+	std::vector<HookStatus> hooks() const override { return programs_->status(); }
+	std::vector<ProgramStats> program_stats() const override { return programs_->stats(); }
+	std::vector<Loss> losses() const override;
+
+	// Upper bounds of the duration buckets, seconds (bpf/http.h).
+	static const std::vector<double> &duration_bounds();
+
+	// Called by the ringbuf callback (public for it, not for users).
+	void on_event(const aurum_http_event &e);
+
+private:
+	struct Hist {
+		std::uint64_t count = 0, sum_ns = 0;
+		std::array<std::uint64_t, AURUM_HTTP_SLOTS> slots{};
+	};
+	// (service, side, method, status, port[, route])
+	using SeriesKey = std::tuple<identity::ServiceId, int, int, int, int, std::string>;
+	struct KeyLess {
+		bool operator()(const aurum_http_key &a, const aurum_http_key &b) const;
+	};
+	struct Seen {
+		aurum_http_stats last{};
+	};
+	struct Impl;
+	std::unique_ptr<Impl> impl_;
+	std::unique_ptr<ProgramSet> programs_;
+	Options opts_;
+	bool loaded_ = false;
+	std::map<aurum_http_key, Seen, KeyLess> seen_;
+	std::map<SeriesKey, Hist> totals_;
+	std::map<std::pair<identity::ServiceId, int>, std::int64_t> active_;
+	proto::RouteTable routes_;
+	identity::ServiceDirectory *dir_ = nullptr; // valid during poll() only (ringbuf callback)
+	std::uint64_t route_overflow_ = 0;
+};
+
+} // namespace aurum
