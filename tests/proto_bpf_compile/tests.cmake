@@ -21,8 +21,8 @@ foreach(h ${_proto_headers})
   string(APPEND _proto_all_host "#include \"proto/${hn}\"\n")
 endforeach()
 string(APPEND _proto_all_bpf "char LICENSE[] SEC(\"license\") = \"Dual BSD/GPL\";\n")
-file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all.bpf.c ${_proto_all_bpf})
-file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all_host.c ${_proto_all_host})
+file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all.bpf.c "${_proto_all_bpf}")
+file(WRITE ${CMAKE_BINARY_DIR}/tests/proto_all_host.c "${_proto_all_host}")
 add_test(NAME proto.all_headers_bpf
   COMMAND ${BPF_CLANG} -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${AURUM_BPF_ARCH}
           -I${CMAKE_SOURCE_DIR}/vmlinux -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}
