@@ -261,6 +261,23 @@ TEST(ProtoPgsql, PipelineWithErrorBeforeSync) {
   EXPECT_EQ(r.parser.stats().malformed, 0u);
 }
 
+TEST(ProtoPgsql, ReadyForQueryOlderThanTheQueryIsNotItsAnswer) {
+  // Found by fuzz_pgsql: a ReadyForQuery whose header arrived before the query was sent (it
+  // answers a query the capture lost) must not close the new query with end < start.
+  PgRun r;
+  auto z = ready();
+  r.parser.feed(PgDirection::kBackend, z.data(), 5, 10);  // header of a stale ReadyForQuery
+  auto q = msg('Q', cstr("select 1"));
+  r.parser.feed(PgDirection::kFrontend, q.data(), q.size(), 20);
+  r.parser.feed(PgDirection::kBackend, z.data() + 5, 1, 30);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.parser.stats().unmatched_ready, 1u);
+  r.parser.feed(PgDirection::kBackend, z.data(), z.size(), 40);  // the real answer
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].start_ns, 20u);
+  EXPECT_EQ(r.events[0].end_ns, 40u);
+}
+
 TEST(ProtoPgsql, DescribeOnlyBatchIsNotAQuery) {
   PgRun r;
   auto fe = cat({msg('D', "S" + cstr("stmt")), msg('S'), msg('Q', cstr("select 1"))});

@@ -282,6 +282,12 @@ void PgsqlParser::on_message_end(PgDirection dir, Stream& s) {
     quarantine_ = false;
     return;
   }
+  if (pending_.front().start_ns > s.msg_ts) {
+    // This ReadyForQuery began before the oldest waiting query was sent, so it cannot answer it:
+    // it answers one that was lost (sent before the agent attached, or skipped by a gap).
+    ++stats_.unmatched_ready;
+    return;
+  }
   Pending done = std::move(pending_.front());
   pending_.pop_front();
   if (quarantine_) {
