@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bpf/proto/http.h"
+#include "proto_fixture.h"
 
 namespace {
 
@@ -153,4 +154,32 @@ TEST(ProtoHttp, DifferentialAgainstReference) {
     if (i % 2 && s.size() > 8) s[s.size() - 1] = alphabet[rng() % alphabet.size()];
     ASSERT_EQ(method_of(s), reference_method(s)) << '"' << s << '"';
   }
+}
+
+TEST(ProtoHttp, CurlAgainstPythonServerCapture) {
+  // What the classifiers say about the first bytes of every read in a real conversation: request
+  // starts and status lines are recognised, bodies ("xxx...", "ok\n", and a PATCH body that
+  // itself reads "POST / HTTP/1.1" but sits after the headers in the same read) are not.
+  auto chunks = aurum::test::load_capture("http_curl.hex");
+  std::vector<int> methods, statuses;
+  for (const auto& c : chunks) {
+    std::string head(c.bytes.begin(), c.bytes.end());
+    if (c.from_client) {
+      int m = method_of(head);
+      if (m != 0) methods.push_back(m);
+      EXPECT_EQ(status_of(head), 0);
+    } else {
+      int code = status_of(head);
+      if (code != 0) statuses.push_back(code);
+      EXPECT_EQ(method_of(head), 0);
+    }
+  }
+  EXPECT_EQ(methods, (std::vector<int>{AURUM_HTTP_METHOD_GET, AURUM_HTTP_METHOD_GET, AURUM_HTTP_METHOD_GET,
+                                       AURUM_HTTP_METHOD_PUT, AURUM_HTTP_METHOD_DELETE, AURUM_HTTP_METHOD_HEAD,
+                                       AURUM_HTTP_METHOD_OPTIONS, AURUM_HTTP_METHOD_PATCH}));
+  EXPECT_EQ(statuses, (std::vector<int>{200, 500, 200, 100, 200, 200, 200, 200, 200}));
+  // Requests answered: every final status, not the interim 100.
+  size_t finals = 0;
+  for (int code : statuses) finals += aurum_http_status_is_interim(code) ? 0 : 1;
+  EXPECT_EQ(finals, methods.size());
 }
