@@ -5,6 +5,7 @@
 #   scripts/demo.sh up       install what is missing, start everything, print where to look
 #   scripts/demo.sh down     stop everything; only data under the state folder stays behind
 #   scripts/demo.sh status   what runs, on which port
+#   scripts/demo.sh clean    down, then remove the state folder (all data)
 #
 # Runs as root (re-runs itself under sudo otherwise). Idempotent: `up` on a running testbed starts
 # only what is not running. Ports: tests/testbed/ports.env. State, data and logs: one folder,
@@ -113,13 +114,13 @@ spawn() { # name cmd... : start in its own session, log to log/<name>.log, remem
 }
 
 stop_pid() { # name: TERM the process's group, wait, then KILL
-  local name=$1 f pid i
+  local name=$1 f pid
   f=$(pidfile "$name")
   [[ -f $f ]] || return 0
   pid=$(<"$f")
   if alive "$name"; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do alive "$name" || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$name" || break; sleep 0.1; done
     if alive "$name"; then
       log "$name did not stop on TERM, killing"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
@@ -137,7 +138,7 @@ wait_for() { # what seconds command... : poll until the command succeeds
   done
 }
 
-http_ok() { curl -fsS -m 2 -o /dev/null "$1"; }
+http_ok() { curl -fsS -m 2 -o /dev/null "$1" 2>/dev/null; }
 port_open() { ss -Htln "sport = :$1" | grep -q .; }
 
 marked_pids() { # pids of live processes that carry this testbed's mark
@@ -449,9 +450,20 @@ EOF
   return $rc
 }
 
+cmd_clean() { # down, then remove the state folder (the tests start from nothing)
+  cmd_down
+  if [[ -d $STATE/run && -d $STATE/log ]]; then
+    rm -rf -- "$STATE"
+    log "removed $STATE"
+  elif [[ -e $STATE ]]; then
+    die "$STATE does not look like a testbed state folder (no run/ and log/); not removing it"
+  fi
+}
+
 case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
+  clean) cmd_clean ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|clean|status" >&2; exit 2 ;;
 esac
