@@ -37,6 +37,7 @@ MUTATIONS=(
   'chart ~~ deploy/helm/aurum/values.yaml ~~ s/memory: 256Mi/memory: 512Mi/ ~~ chart defaults that differ from the manifests'
   'chart ~~ deploy/helm/aurum/templates/daemonset.yaml ~~ s/hostPID: true/hostPID: true\n      hostNetwork: true/ ~~ a template field the manifest lacks'
   'kubernetes ~~ deploy/kubernetes/daemonset.yaml ~~ s/containerPort: 9890/containerPort: "metrics-port"/ ~~ a manifest that breaks the schema'
+  'kubernetes ~~ deploy/kubernetes/daemonset.yaml ~~ s/hostPID: true/hostPid: true/ ~~ a misspelt field the schema would ignore'
   'rule-tests ~~ alerting/rules/aurum-config.yml ~~ s/vector\(0\.05\)/vector(0.5)/ ~~ a 5xx threshold the tests do not expect'
   'rules ~~ alerting/rules/aurum-alerts.yml ~~ s/> 0\.05/>> 0.05/ ~~ an alert expression that does not parse'
   'alerting ~~ alerting/rules/aurum-alerts.yml ~~ s{docs/runbooks/aurum-down.md}{docs/runbooks/no-such-page.md} ~~ a runbook that does not exist'
