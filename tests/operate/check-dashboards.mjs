@@ -63,12 +63,26 @@ for (const { file, json } of dashboards) {
   for (const v of vars.filter((v) => v.type === "query"))
     r.check(v.datasource?.uid === DS, `${f}: variable $${v.name} does not use ${DS}`);
   const ids = new Set();
+  const cells = new Map();   // "x,y" -> panel title: panels must not overlap
+  for (const p of panelsOf(json)) {
+    const g = p.gridPos || {};
+    r.check(g.x >= 0 && g.x + g.w <= 24, `${f} panel "${p.title}": gridPos outside the 24 columns`);
+    for (let x = g.x; x < g.x + g.w; x++)
+      for (let y = g.y; y < g.y + g.h; y++) {
+        const other = cells.get(`${x},${y}`);
+        if (other) { r.fail(`${f} panel "${p.title}" overlaps "${other}"`); x = Infinity; break; }
+        cells.set(`${x},${y}`, p.title);
+      }
+  }
   for (const p of panelsOf(json)) {
     const where = `${f} panel "${p.title}"`;
     r.check(!ids.has(p.id), `${where}: duplicate panel id ${p.id}`);
     ids.add(p.id);
     r.check(p.gridPos && Number.isInteger(p.gridPos.w) && Number.isInteger(p.gridPos.h), `${where}: no gridPos`);
     if (p.type === "row") continue;
+    r.check(["timeseries", "stat", "table", "heatmap", "gauge", "bargauge", "text"].includes(p.type), `${where}: unexpected panel type ${p.type}`);
+    const refIds = (p.targets || []).map((t) => t.refId);
+    r.check(new Set(refIds).size === refIds.length, `${where}: duplicate refIds ${refIds}`);
     r.check(p.datasource?.uid === DS, `${where}: datasource is ${JSON.stringify(p.datasource)}, want uid ${DS}`);
     r.check(Array.isArray(p.targets) && p.targets.length > 0, `${where}: no queries`);
     const unit = p.fieldConfig?.defaults?.unit;
