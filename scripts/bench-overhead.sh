@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# End-to-end overhead of the agent, A/B with and without it, interleaved pairs, medians; and the
+# cost per run of each BPF program (kernel BPF stats, in a separate pass: the stats themselves
+# cost ~20-30 ns a run, so throughput is always timed with them off).
+#
+#   scripts/bench-overhead.sh [--pairs N] [CASE ...]      CASE: sched net http pgsql (default: all)
+#
+# Each case lives in scripts/bench/<case>.sh and defines bench_<case>; it writes its section of
+# docs/benchmarks.md between "<!-- <case>:begin -->" and "<!-- <case>:end -->" with bench_section.
+# A benchmark, not a test: this machine is noisy, so nothing here passes or fails on a number.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+aurum_as_root "$@"
+
+PAIRS=5
+CASES=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--pairs) PAIRS=$2; shift 2 ;;
+	*) CASES+=("$1"); shift ;;
+	esac
+done
+if [ ${#CASES[@]} -eq 0 ]; then
+	for f in scripts/bench/*.sh; do CASES+=("$(basename "$f" .sh)"); done
+fi
+
+aurum_apt "${AURUM_BUILD_DEPS[@]}" linux-perf libbpf-tools wrk nginx-light curl
+aurum_build >/dev/null
+AGENT=${AURUM_BUILD_DIR:-build}/aurum
+BENCH_PORT=${BENCH_PORT:-19891}
+DOC=docs/benchmarks.md
+export PAIRS AGENT BENCH_PORT DOC
+
+# --- helpers shared by the cases -------------------------------------------------------------
+
+# Starts the agent (extra args allowed) and waits for /healthz.
+agent_start() {
+	"$AGENT" --web.listen-address 127.0.0.1:$BENCH_PORT --log.level warn "$@" >/tmp/aurum-bench-agent.log 2>&1 &
+	AGENT_PID=$!
+	for _ in $(seq 1 600); do
+		curl -fs -o /dev/null http://127.0.0.1:$BENCH_PORT/healthz && return 0
+		sleep 0.1
+	done
+	echo "agent did not start:" >&2; cat /tmp/aurum-bench-agent.log >&2; return 1
+}
+agent_stop() {
+	kill -TERM "$AGENT_PID" 2>/dev/null || true
+	wait "$AGENT_PID" 2>/dev/null || true
+}
+# Agent CPU seconds so far (utime+stime) and RSS in MiB.
+agent_cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' /proc/$AGENT_PID/stat; }
+agent_rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$AGENT_PID/status; }
+
+median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.6g\n",(a[NR/2]+a[NR/2+1])/2}}'; }
+
+# ns per run of every aurum program over a workload: "component program runs ns_per_run" lines.
+# Usage: program_costs <workload command...>   (starts its own agent with --bpf-stats)
+program_costs() {
+	agent_start --bpf-stats
+	local before after
+	before=$(curl -fs http://127.0.0.1:$BENCH_PORT/metrics | grep -E '^aurum_bpf_program_(runs|run_seconds)_total')
+	"$@" >/dev/null 2>&1 || true
+	after=$(curl -fs http://127.0.0.1:$BENCH_PORT/metrics | grep -E '^aurum_bpf_program_(runs|run_seconds)_total')
+	agent_stop
+	/usr/bin/python3 - "$before" "$after" <<'PY'
+import re, sys
+def parse(t):
+    d = {}
+    for line in t.splitlines():
+        m = re.match(r'(\w+)\{component="([^"]+)",program="([^"]+)"\} (\S+)', line)
+        if m: d[(m.group(1), m.group(2), m.group(3))] = float(m.group(4))
+    return d
+b, a = parse(sys.argv[1]), parse(sys.argv[2])
+progs = sorted({(c, p) for (_, c, p) in a})
+for c, p in progs:
+    runs = a.get(('aurum_bpf_program_runs_total', c, p), 0) - b.get(('aurum_bpf_program_runs_total', c, p), 0)
+    secs = a.get(('aurum_bpf_program_run_seconds_total', c, p), 0) - b.get(('aurum_bpf_program_run_seconds_total', c, p), 0)
+    if runs > 0:
+        print(f"{c} {p} {int(runs)} {secs * 1e9 / runs:.0f}")
+PY
+}
+
+# Replaces the section of docs/benchmarks.md named $1 with standard input.
+bench_section() {
+	local name=$1 body
+	body=$(cat)
+	[ -f "$DOC" ] || printf '# Benchmarks\n\nWritten by `scripts/bench-overhead.sh`; figures from the 2-vCPU development VM (noisy: interleaved A/B pairs, medians).\n' >"$DOC"
+	/usr/bin/python3 - "$DOC" "$name" "$body" <<'PY'
+import sys
+path, name, body = sys.argv[1:4]
+text = open(path).read()
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+block = f"{begin}\n{body}\n{end}"
+if begin in text and end in text:
+    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+}
+
+export -f agent_start agent_stop agent_cpu_seconds agent_rss_mib median program_costs bench_section
+
+sysctl -qw kernel.bpf_stats_enabled=0
+for c in "${CASES[@]}"; do
+	f=scripts/bench/$c.sh
+	[ -f "$f" ] || { echo "no case $c ($f)" >&2; exit 2; }
+	echo "== $c ($PAIRS pairs)" >&2
+	. "$f"
+	"bench_$c"
+done
+echo "wrote $DOC" >&2
