@@ -214,6 +214,42 @@ TEST(ProtoAmqp, PikaCaptureFragmentationInvariant) {
   }
 }
 
+TEST(ProtoAmqp, RandomGapsInRealCaptureAreAccountedFor) {
+  auto chunks = aurum::test::load_capture("amqp_pika.hex");
+  AmqpRun whole;
+  whole.feed(chunks);
+  std::mt19937 rng(5);
+  for (int round = 0; round < 200; ++round) {
+    size_t victim = rng() % chunks.size();
+    const auto& v = chunks[victim].bytes;
+    size_t from = rng() % v.size();
+    size_t len = 1 + rng() % (v.size() - from);
+    AmqpRun r;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const auto& c = chunks[i];
+      auto dir = c.from_client ? kC2B : kB2C;
+      if (i != victim) {
+        r.parser.feed(dir, c.bytes.data(), c.bytes.size(), c.ns);
+        continue;
+      }
+      r.parser.feed(dir, c.bytes.data(), from, c.ns);
+      r.parser.gap(dir, len);
+      r.parser.feed(dir, c.bytes.data() + from + len, c.bytes.size() - from - len, c.ns);
+    }
+    const auto& st = r.parser.stats();
+    EXPECT_GE(st.gaps_in_payload + st.resyncs, 1u) << round;
+    EXPECT_EQ(r.parser.gave_up(), AmqpGiveUp::kNone) << round;  // one gap never costs the connection
+    const auto& c = r.parser.counts();
+    const auto& w = whole.parser.counts();
+    EXPECT_LE(c.deliver, w.deliver);
+    EXPECT_LE(c.publish, w.publish);
+    EXPECT_LE(c.dead_lettered, w.dead_lettered);
+    // A lost frame costs a few operations at most: the parser is back in step afterwards.
+    EXPECT_GE(c.deliver + c.publish + c.ack + 12, w.deliver + w.publish + w.ack) << round;
+    for (const auto& e : r.events) EXPECT_LE(e.deliver_ns, e.settle_ns);
+  }
+}
+
 TEST(ProtoAmqp, MultipleAckSettlesExactlyTheOutstandingTags) {
   AmqpRun r;
   r.c2b(kProtocolHeader);

@@ -196,7 +196,9 @@ size_t PgsqlParser::step_scan(PgDirection dir, Stream& s, const uint8_t* p, size
                               uint64_t ts) {
   size_t used = 0;
   while (used < n) {
-    if (s.hdr_have == 0) s.msg_ts = ts;
+    // Each window byte keeps the timestamp it arrived with, so that a header found by sliding
+    // is dated by its own first byte, not by the start of the scan.
+    s.scan_ts[s.hdr_have] = ts;
     s.hdr[s.hdr_have++] = p[used++];
     if (++s.scanned > kMaxScan) {
       give_up(PgGiveUp::kMalformed);
@@ -206,13 +208,15 @@ size_t PgsqlParser::step_scan(PgDirection dir, Stream& s, const uint8_t* p, size
     if (trusted_header(dir, s.hdr)) {
       uint8_t replay[kScanWindow];
       std::memcpy(replay, s.hdr, kScanWindow);
+      uint64_t replay_ts = s.scan_ts[0];
       s.phase = Phase::kTyped;
       s.hdr_have = 0;
       s.scanned = 0;
-      feed_stream(dir, s, replay, kScanWindow, s.msg_ts);
+      feed_stream(dir, s, replay, kScanWindow, replay_ts);
       return used;
     }
     std::memmove(s.hdr, s.hdr + 1, kScanWindow - 1);
+    std::memmove(s.scan_ts, s.scan_ts + 1, (kScanWindow - 1) * sizeof(s.scan_ts[0]));
     s.hdr_have = kScanWindow - 1;
   }
   return used;

@@ -96,6 +96,7 @@ class PgsqlParser {
     bool body_truncated = false;  // part of the kept prefix was lost to a gap
     uint64_t msg_ts = 0;     // timestamp of the header's first byte
     size_t scanned = 0;      // bytes examined in kScan
+    uint64_t scan_ts[8] = {};  // arrival time of each byte of the kScan window
   };
 
   struct Pending {
