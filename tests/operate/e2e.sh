@@ -48,7 +48,7 @@ trap 'exit 143' TERM INT   # so that a ctest timeout or ^C still cleans up
 bg() { "$@" >>"$WORK/$(basename "$1").log" 2>&1 & PIDS+=($!); }
 wait_http() { # what url seconds
   local deadline=$((SECONDS + $3))
-  until curl -fsS -m 2 -o /dev/null "$2"; do
+  until curl -fs -m 2 -o /dev/null "$2"; do
     ((SECONDS < deadline)) || { log "FAIL: $1 not ready at $2 after $3 s"; return 1; }
     sleep 1
   done
@@ -63,7 +63,18 @@ else
   started_testbed=1
   AURUM_BIN=$AURUM_BIN AURUM_DEMO_NO_PROMETHEUS=1 "$ROOT/scripts/demo.sh" up >&2
 fi
-wait_http aurum "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz" 90
+if ! ss -Htln "sport = :$TESTBED_AURUM_PORT" | grep -q .; then
+  # A testbed started without the agent (AURUM_DEMO_NO_AGENT=1): run ours for the duration.
+  log "no agent on :$TESTBED_AURUM_PORT: starting $AURUM_BIN"
+  bg "$AURUM_BIN" --config.file "$ROOT/tests/testbed/aurum.yaml" \
+    --web.listen-address "127.0.0.1:$TESTBED_AURUM_PORT"
+fi
+if ! wait_http aurum "http://127.0.0.1:$TESTBED_AURUM_PORT/healthz" 90; then
+  for f in "$WORK/aurum.log" "$ROOT/tests/testbed/.state/log/aurum.log"; do
+    [[ -s $f ]] && { log "last lines of $f:"; tail -15 "$f" >&2; }
+  done
+  exit 1
+fi
 node "$HERE/e2e.mjs" configs $PROM_PORT $AM_PORT $HOOK_PORT "$TESTBED_AURUM_PORT" "$WORK"
 bg node "$HERE/e2e-webhook.mjs" $HOOK_PORT "$WORK/webhook.jsonl"
 bg prometheus-alertmanager --config.file "$WORK/alertmanager.yml" --storage.path "$WORK/am" \
