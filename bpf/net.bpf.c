@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Network component: TCP payload bytes, connections opened/closed/active, connect latency,
+ * failed connects, retransmits and resets, per process; and the shared per-socket owner map.
+ *
+ * Ownership: the owner of a socket (sock_owner, sk_storage, see sock.h) is the process that
+ * called connect() (SYN_SENT runs in its context), the owner of the listening socket for a
+ * passive open (ESTABLISHED from SYN_RECV runs in softirq: the listener is looked up by netns
+ * and port in net_listen, filled at LISTEN in the listener's context), and whoever sends or
+ * receives on it last (sock_send_length/sock_recv_length run in process context): a socket
+ * handed to another process (fork, SCM_RIGHTS, prefork accept) moves with its active count.
+ *
+ * Every program is tp_btf: bpf_sk_storage_get is only allowed in BPF_PROG_TYPE_TRACING
+ * programs (commit 8e4597c627fb, 5.11), not in raw_tp ones, so raw_tp is no fallback here.
+ * Bytes: sock_send_length/sock_recv_length (6.3, commit 6e6eda44b939) count what the
+ * application wrote and read; without them (bytes_at_close) the TCP counters bytes_acked and
+ * bytes_received are read when the socket closes (RFC 4898 tcpEStatsAppHCThruOctets*). */
+#include "common.bpf.h"
+#include "net.h"
+#include "sock_owner.bpf.h"
+#include "proto/hist.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 2
+#define ECONNREFUSED 111
+#define ETIMEDOUT 110
+
+/* Set by userspace before load. */
+const volatile bool bytes_at_close = false;
+/* Set by userspace between the iterator's passes. */
+__u32 iter_pass = AURUM_NET_ITER_LISTEN;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* resized by userspace before load */
+	__type(key, struct aurum_proc_key);
+	__type(value, struct aurum_net_stats);
+} net_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct aurum_net_listen_key);
+	__type(value, struct aurum_net_listener);
+} net_listen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AURUM_NET_LOSS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} net_lost SEC(".maps");
+
+static const struct aurum_net_stats zero_stats;
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	return sk->sk_protocol == IPPROTO_TCP && (family == AF_INET || family == AF_INET6);
+}
+
+static __always_inline void listen_key(const struct sock *sk, struct aurum_net_listen_key *k)
+{
+	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->port = sk->__sk_common.skc_num;
+	k->pad = 0;
+}
+
+/* The stats of a process; `self` names the calling task when it is the owner (for comm). */
+static __always_inline struct aurum_net_stats *stats_get(const struct aurum_proc_key *owner,
+							 struct task_struct *self)
+{
+	struct aurum_proc_key key = *owner;
+	struct aurum_net_stats *s = bpf_map_lookup_elem(&net_procs, &key);
+
+	if (s)
+		return s;
+	/* EEXIST: another CPU created it first, fine. Anything else: the map is full. */
+	if (bpf_map_update_elem(&net_procs, &key, &zero_stats, BPF_NOEXIST) == 0) {
+		s = bpf_map_lookup_elem(&net_procs, &key);
+		if (s && self)
+			BPF_CORE_READ_STR_INTO(&s->comm, self, group_leader, comm);
+		return s;
+	}
+	s = bpf_map_lookup_elem(&net_procs, &key);
+	if (!s)
+		aurum_count_loss(&net_lost, AURUM_NET_LOSS_PROC_MAP_FULL);
+	return s;
+}
+
+static __always_inline struct aurum_sock_owner *owner_get(const struct sock *sk, bool create)
+{
+	struct aurum_sock_owner *o;
+
+	o = bpf_sk_storage_get(&sock_owner, (void *)sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (!o && create)
+		aurum_count_loss(&net_lost, AURUM_NET_LOSS_SK_STORAGE);
+	return o;
+}
+
+/* Direction of a socket we did not see open: inbound if its local port is being listened on. */
+static __always_inline __u8 guess_dir(const struct sock *sk)
+{
+	struct aurum_net_listen_key k;
+
+	listen_key(sk, &k);
+	return bpf_map_lookup_elem(&net_listen, &k) ? AURUM_SOCK_DIR_INBOUND : AURUM_SOCK_DIR_OUTBOUND;
+}
+
+static __always_inline __u32 dir_index(__u8 dir)
+{
+	return dir == AURUM_SOCK_DIR_INBOUND ? AURUM_NET_IN : AURUM_NET_OUT;
+}
+
+/* Count an established socket into `owner`'s active connections: as opened if we saw it open,
+ * else as adopted (established before the agent started, or before its owner was known). */
+static __always_inline void count_established(const struct sock *sk, struct aurum_sock_owner *o,
+					      struct task_struct *self)
+{
+	struct aurum_net_stats *s;
+
+	if (o->dir == AURUM_SOCK_DIR_UNKNOWN)
+		o->dir = guess_dir(sk);
+	s = stats_get(&o->owner, self);
+	if (!s)
+		return;
+	if (o->opened_ns)
+		__sync_fetch_and_add(&s->opened[dir_index(o->dir)], 1);
+	else
+		__sync_fetch_and_add(&s->adopted[dir_index(o->dir)], 1);
+	o->flags |= AURUM_NET_F_ACTIVE;
+}
+
+/* The calling task touches a socket it does not own (yet): it becomes the owner. */
+static __noinline void take_over(const struct sock *sk, struct aurum_sock_owner *o)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct aurum_net_stats *s;
+	struct aurum_proc_key key;
+	__u32 d;
+
+	if (aurum_is_kthread(task))
+		return; /* kernel users of a socket (NFS, ktls) own nothing */
+	aurum_proc_key(task, &key);
+	if (o->flags & AURUM_NET_F_ACTIVE) {
+		d = dir_index(o->dir);
+		s = stats_get(&o->owner, 0);
+		if (s)
+			__sync_fetch_and_add(&s->moved_out[d], 1);
+		s = stats_get(&key, task);
+		if (s)
+			__sync_fetch_and_add(&s->moved_in[d], 1);
+		o->owner = key;
+		return;
+	}
+	o->owner = key;
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
+		count_established(sk, o, task);
+}
+
+static __always_inline void on_length(struct sock *sk, int ret, int flags, bool tx)
+{
+	struct aurum_sock_owner *o;
+	struct aurum_net_stats *s;
+
+	if (ret <= 0 || !is_tcp(sk) || (!tx && (flags & MSG_PEEK)))
+		return;
+	o = owner_get(sk, true);
+	if (!o)
+		return;
+	if (o->owner.tgid != (__u32)(bpf_get_current_pid_tgid() >> 32))
+		take_over(sk, o);
+	if (!o->owner.tgid) {
+		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
+		return;
+	}
+	s = stats_get(&o->owner, 0);
+	if (!s)
+		return;
+	if (tx)
+		__sync_fetch_and_add(&s->tx_bytes, ret);
+	else
+		__sync_fetch_and_add(&s->rx_bytes, ret);
+}
+
+static __always_inline __u32 fail_reason(const struct sock *sk)
+{
+	int err = sk->sk_err;
+
+	if (err == ECONNREFUSED)
+		return AURUM_NET_FAIL_REFUSED;
+	if (err == ETIMEDOUT)
+		return AURUM_NET_FAIL_TIMEOUT;
+	return AURUM_NET_FAIL_OTHER;
+}
+
+static __always_inline void on_listen(const struct sock *sk, int oldstate, int newstate)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct aurum_net_listen_key k;
+	struct aurum_net_listener *l, v = {};
+	struct aurum_sock_owner *o;
+
+	listen_key(sk, &k);
+	if (newstate == TCP_LISTEN) {
+		/* listen() runs in the listener's context. */
+		aurum_proc_key(task, &v.owner);
+		if (bpf_map_update_elem(&net_listen, &k, &v, BPF_ANY))
+			aurum_count_loss(&net_lost, AURUM_NET_LOSS_LISTEN_MAP_FULL);
+		o = owner_get(sk, true);
+		if (o)
+			o->owner = v.owner;
+		return;
+	}
+	/* LISTEN -> CLOSE: forget the port unless another socket (SO_REUSEPORT) took it over. */
+	o = owner_get(sk, false);
+	l = bpf_map_lookup_elem(&net_listen, &k);
+	if (l && (!o || (l->owner.tgid == o->owner.tgid && l->owner.start_ns == o->owner.start_ns)))
+		bpf_map_delete_elem(&net_listen, &k);
+}
+
+static __always_inline void on_state(const struct sock *sk, int oldstate, int newstate)
+{
+	struct aurum_sock_owner *o;
+	struct aurum_net_stats *s;
+	__u64 now;
+
+	if (!is_tcp(sk))
+		return;
+	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) {
+		if (newstate == TCP_LISTEN || newstate == TCP_CLOSE)
+			on_listen(sk, oldstate, newstate);
+		return;
+	}
+	if (newstate == TCP_SYN_SENT) {
+		/* connect() (or a TCP Fast Open sendmsg) runs in the connector's context. */
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		o = owner_get(sk, true);
+		if (!o)
+			return;
+		aurum_proc_key(task, &o->owner);
+		o->opened_ns = bpf_ktime_get_ns();
+		o->dir = AURUM_SOCK_DIR_OUTBOUND;
+		o->flags = 0;
+		o->peer_port = bpf_ntohs(sk->__sk_common.skc_dport);
+		return;
+	}
+	if (newstate == TCP_ESTABLISHED) {
+		now = bpf_ktime_get_ns();
+		if (oldstate == TCP_SYN_SENT) {
+			o = owner_get(sk, false);
+			if (!o || !o->owner.tgid)
+				return;
+			s = stats_get(&o->owner, 0);
+			if (s && o->opened_ns && now > o->opened_ns) {
+				__u64 d = now - o->opened_ns;
+				__u32 slot = aurum_log2_slot(d, AURUM_CONN_MIN_SHIFT, AURUM_CONN_SLOTS);
+
+				if (slot < AURUM_CONN_SLOTS)
+					__sync_fetch_and_add(&s->conn_slots[slot], 1);
+				__sync_fetch_and_add(&s->conn_count, 1);
+				__sync_fetch_and_add(&s->conn_sum_ns, d);
+			}
+			o->opened_ns = now;
+			count_established(sk, o, 0);
+			return;
+		}
+		/* Passive open, in softirq: the owner is the listener's. */
+		struct aurum_net_listen_key k;
+		struct aurum_net_listener *l;
+
+		o = owner_get(sk, true);
+		if (!o)
+			return;
+		o->dir = AURUM_SOCK_DIR_INBOUND;
+		o->opened_ns = now;
+		o->flags = 0;
+		o->peer_port = bpf_ntohs(sk->__sk_common.skc_dport);
+		listen_key(sk, &k);
+		l = bpf_map_lookup_elem(&net_listen, &k);
+		if (!l) {
+			/* Counted as opened by the first process that sends or receives on it. */
+			o->owner.tgid = 0;
+			return;
+		}
+		o->owner = l->owner;
+		count_established(sk, o, 0);
+		return;
+	}
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
+		o = owner_get(sk, false);
+		if (!o || !o->owner.tgid)
+			return;
+		s = stats_get(&o->owner, 0);
+		if (s)
+			__sync_fetch_and_add(&s->failed[fail_reason(sk)], 1);
+		return;
+	}
+	if (oldstate == TCP_ESTABLISHED) {
+		o = owner_get(sk, false);
+		if (!o || !(o->flags & AURUM_NET_F_ACTIVE) || !o->owner.tgid)
+			return;
+		o->flags &= ~AURUM_NET_F_ACTIVE;
+		s = stats_get(&o->owner, 0);
+		if (s)
+			__sync_fetch_and_add(&s->closed[dir_index(o->dir)], 1);
+	}
+	if (bytes_at_close && newstate == TCP_CLOSE) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+		o = owner_get(sk, false);
+		if (!o || !o->owner.tgid || o->dir == AURUM_SOCK_DIR_UNKNOWN)
+			return;
+		s = stats_get(&o->owner, 0);
+		if (!s)
+			return;
+		__sync_fetch_and_add(&s->rx_bytes, BPF_CORE_READ(tp, bytes_received));
+		__sync_fetch_and_add(&s->tx_bytes, BPF_CORE_READ(tp, bytes_acked));
+	}
+}
+
+/* A socket-level event in softirq or a timer: charged to the socket's owner, if known. */
+static __always_inline struct aurum_net_stats *owner_stats(const struct sock *sk)
+{
+	struct aurum_sock_owner *o;
+
+	if (!sk || !is_tcp(sk))
+		return 0;
+	o = owner_get(sk, false);
+	if (!o || !o->owner.tgid) {
+		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
+		return 0;
+	}
+	return stats_get(&o->owner, 0);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	on_state(sk, oldstate, newstate);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(send_btf, struct sock *sk, int ret, int flags)
+{
+	on_length(sk, ret, flags, true);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
+{
+	on_length(sk, ret, flags, false);
+	return 0;
+}
+
+/* TcpRetransSegs counts segments: a TSO skb retransmitted whole is tcp_skb_pcount() of them. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct aurum_net_stats *s = owner_stats(sk);
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (!s)
+		return 0;
+	cb = (struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	return 0;
+}
+
+/* sk is NULL for a reset answering a segment no socket owns (a closed port): nobody's. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(rst_sent_btf, const struct sock *sk)
+{
+	struct aurum_net_stats *s;
+
+	if (!sk)
+		return 0;
+	s = owner_stats(sk);
+	if (s)
+		__sync_fetch_and_add(&s->rst_sent, 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(rst_recv_btf, struct sock *sk)
+{
+	struct aurum_net_stats *s = owner_stats(sk);
+
+	if (s)
+		__sync_fetch_and_add(&s->rst_recv, 1);
+	return 0;
+}
+
+/* Run by userspace at start, twice (listeners first, so that the second pass can tell inbound
+ * from outbound): every task's socket files, so that sockets opened before the agent started get
+ * an owner and their established connections count as active. */
+SEC("iter/task_file")
+int adopt_iter(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct aurum_net_listen_key k;
+	struct aurum_net_listener v = {};
+	struct aurum_sock_owner *o;
+	struct socket *sock;
+	struct sock *sk;
+	__u8 state;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || !is_tcp(sk))
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (iter_pass == AURUM_NET_ITER_LISTEN) {
+		if (state != TCP_LISTEN)
+			return 0;
+		aurum_proc_key(task, &v.owner);
+		listen_key(sk, &k);
+		if (bpf_map_update_elem(&net_listen, &k, &v, BPF_NOEXIST) == 0 || bpf_map_lookup_elem(&net_listen, &k)) {
+			o = owner_get(sk, true);
+			if (o && !o->owner.tgid)
+				o->owner = v.owner;
+		} else {
+			aurum_count_loss(&net_lost, AURUM_NET_LOSS_LISTEN_MAP_FULL);
+		}
+		return 0;
+	}
+	if (state != TCP_ESTABLISHED)
+		return 0;
+	o = owner_get(sk, true);
+	if (!o || (o->flags & AURUM_NET_F_ACTIVE))
+		return 0;
+	if (!o->owner.tgid)
+		aurum_proc_key(task, &o->owner);
+	o->opened_ns = 0; /* not seen opening: adopted */
+	count_established(sk, o, task);
+	return 0;
+}

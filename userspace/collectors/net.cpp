@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "collectors/net.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "bpf/sock.h"
+#include "core/log.h"
+#include "metrics/family.h"
+#include "net.skel.h"
+
+namespace aurum {
+
+static_assert(sizeof(aurum_sock_owner) == 32, "aurum_sock_owner is shared with the L7 components");
+static_assert(sizeof(aurum_net_listen_key) == 8);
+static_assert(sizeof(aurum_net_stats) % 8 == 0);
+
+struct NetCollector::Impl {
+	Skeleton<net_bpf> skel{net_bpf__open(), net_bpf__destroy, "net"};
+	bpf_link *iter = nullptr; // owned by the ProgramSet
+};
+
+namespace {
+
+// How long a dead process's service is remembered: its sockets may still close (and be
+// counted) after it is gone, lingering in FIN_WAIT or held by a child.
+constexpr auto kDeadGrace = std::chrono::minutes(10);
+
+const char *kDirs[AURUM_NET_DIRS] = {"inbound", "outbound"};
+const char *kFails[AURUM_NET_FAILS] = {"refused", "timeout", "other"};
+
+// Every program needs tp_btf and sk_storage; bpf_sk_storage_get in tracing programs (5.11) has
+// no feature of its own: a kernel without it fails the load, reported as such.
+std::vector<HookSpec> net_hooks(bool length_tps, std::function<bpf_link *(bpf_program *)> attach_iter)
+{
+	const std::vector<Feature> sk = {Feature::tp_btf, Feature::sk_storage};
+	auto one = [&](const char *prog) { return std::vector<Variant>{{"tp_btf", {prog}, sk}}; };
+	// Without sock_send_length/sock_recv_length (< 6.3) bytes are read from the TCP counters at
+	// close, by the inet_sock_set_state program: no program of its own.
+	auto bytes = [&](const char *prog) {
+		std::vector<Variant> v;
+		if (length_tps)
+			v.push_back({"tp_btf", {prog}, sk});
+		v.push_back({"bytes_at_close", {}, sk});
+		return v;
+	};
+	std::vector<Variant> adopt = {{"bpf_iter", {"adopt_iter"}, sk}};
+	if (length_tps)
+		adopt.push_back({"first_send_recv", {}, sk});
+	return {
+		{"inet_sock_set_state", false, "connections, connect duration, failed connects, listening ports, socket owners",
+		 one("state_btf"), {}},
+		{"sock_send_length", false, "transmitted bytes of live connections (counted at close instead)", bytes("send_btf"), {}},
+		{"sock_recv_length", false, "received bytes of live connections (counted at close instead)", bytes("recv_btf"), {}},
+		{"tcp_retransmit_skb", false, "retransmits", one("retrans_btf"), {}},
+		{"tcp_send_reset", false, "resets sent", one("rst_sent_btf"), {}},
+		{"tcp_receive_reset", false, "resets received", one("rst_recv_btf"), {}},
+		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv)",
+		 adopt, std::move(attach_iter)},
+	};
+}
+
+// Runs a BPF iterator to its end (its programs write no output; they fill maps).
+void run_iter(bpf_link *link)
+{
+	int fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0)
+		throw Error("net: create the socket iterator", errno);
+	char buf[256];
+	ssize_t n;
+	while ((n = ::read(fd, buf, sizeof buf)) > 0)
+		;
+	int err = errno;
+	::close(fd);
+	if (n < 0)
+		throw Error("net: run the socket iterator", err);
+}
+
+} // namespace
+
+NetCollector::NetCollector(const Features &features, Options opts) : impl_(std::make_unique<Impl>())
+{
+	auto *skel = impl_->skel.get();
+	bool length_tps = features.has_btf_tracepoint("sock_send_length") && features.has_btf_tracepoint("sock_recv_length");
+	programs_ = std::make_unique<ProgramSet>("net", skel->obj);
+	Impl *impl = impl_.get();
+	programs_->choose(net_hooks(length_tps, [impl](bpf_program *p) {
+				  impl->iter = bpf_program__attach_iter(p, nullptr);
+				  return impl->iter;
+			  }),
+			  features);
+	skel->rodata->bytes_at_close = programs_->chosen("sock_send_length") == "bytes_at_close";
+	bpf_map__set_max_entries(skel->maps.net_procs, opts.max_processes);
+	if (programs_->chosen("inet_sock_set_state").empty()) {
+		unavailable_ = "inet_sock_set_state: no variant (needs tp_btf and sk_storage)";
+	} else if (int err = net_bpf__load(skel)) {
+		// Typically bpf_sk_storage_get refused in tracing programs (< 5.11).
+		unavailable_ = std::string("load failed: ") + std::strerror(-err) + " (see the libbpf lines above)";
+	}
+	if (!unavailable_.empty()) {
+		failed_hooks_ = programs_->status();
+		for (auto &h : failed_hooks_) {
+			h.attached = false;
+			if (h.reason.empty())
+				h.reason = unavailable_;
+		}
+		log::warn("net: network signals unavailable: %s", unavailable_.c_str());
+		return;
+	}
+	programs_->attach();
+	log::info("net: bytes from %s", skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length");
+	if (impl_->iter)
+		adopt_existing();
+}
+
+NetCollector::~NetCollector()
+{
+	if (programs_)
+		programs_->detach();
+}
+
+void NetCollector::adopt_existing()
+{
+	auto *skel = impl_->skel.get();
+	try {
+		skel->bss->iter_pass = AURUM_NET_ITER_LISTEN;
+		run_iter(impl_->iter);
+		skel->bss->iter_pass = AURUM_NET_ITER_ESTABLISHED;
+		run_iter(impl_->iter);
+	} catch (const std::exception &e) {
+		log::warn("%s: connections opened before the start are found on their first send/recv", e.what());
+	}
+}
+
+std::vector<HookStatus> NetCollector::hooks() const
+{
+	return unavailable_.empty() ? programs_->status() : failed_hooks_;
+}
+
+std::vector<ProgramStats> NetCollector::program_stats() const
+{
+	return unavailable_.empty() ? programs_->stats() : std::vector<ProgramStats>{};
+}
+
+int NetCollector::sock_owner_map_fd() const
+{
+	return unavailable_.empty() ? bpf_map__fd(impl_->skel->maps.sock_owner) : -1;
+}
+
+std::set<std::uint16_t> NetCollector::listening_ports(pid_t pid) const
+{
+	auto it = ports_by_pid_.find(pid);
+	return it == ports_by_pid_.end() ? std::set<std::uint16_t>{} : it->second;
+}
+
+identity::ServiceId NetCollector::service_for(identity::ServiceDirectory &dir, const aurum_proc_key &key, const char *comm)
+{
+	// The service is resolved once per process and kept while it exists: the sched component
+	// reports execve (exec_gen) and the directory re-resolves there; asking with another
+	// generation here would make both re-read /proc on every poll.
+	auto it = seen_.find(key);
+	if (it != seen_.end() && dir.exists(it->second.service))
+		return it->second.service;
+	identity::ServiceId sid = dir.service_of(key, comm, 0);
+	seen_[key].service = sid;
+	return sid;
+}
+
+void NetCollector::poll(identity::ServiceDirectory &dir)
+{
+	if (!unavailable_.empty())
+		return;
+	auto *skel = impl_->skel.get();
+	auto now = std::chrono::steady_clock::now();
+	int fd = bpf_map__fd(skel->maps.net_procs);
+	aurum_proc_key key{}, next{};
+	aurum_proc_key *prev = nullptr;
+	std::vector<aurum_proc_key> dead;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		aurum_net_stats v{};
+		if (bpf_map_lookup_elem(fd, &key, &v) != 0)
+			continue;
+		v.comm[AURUM_COMM_LEN - 1] = '\0';
+		identity::ServiceId sid = service_for(dir, key, v.comm);
+		auto &seen = seen_[key];
+		const auto &l = seen.last;
+		auto &t = totals_[sid];
+		t.rx += v.rx_bytes - l.rx_bytes;
+		t.tx += v.tx_bytes - l.tx_bytes;
+		t.retrans += v.retrans_segs - l.retrans_segs;
+		t.rst_sent += v.rst_sent - l.rst_sent;
+		t.rst_recv += v.rst_recv - l.rst_recv;
+		for (int d = 0; d < AURUM_NET_DIRS; d++) {
+			t.opened[d] += v.opened[d] - l.opened[d];
+			t.closed[d] += v.closed[d] - l.closed[d];
+			// Unsigned differences, then signed: a process may close more than it opened.
+			std::uint64_t up = (v.opened[d] - l.opened[d]) + (v.adopted[d] - l.adopted[d]) + (v.moved_in[d] - l.moved_in[d]);
+			std::uint64_t down = (v.closed[d] - l.closed[d]) + (v.moved_out[d] - l.moved_out[d]);
+			t.active[d] += static_cast<std::int64_t>(up - down);
+		}
+		for (int f = 0; f < AURUM_NET_FAILS; f++)
+			t.failed[f] += v.failed[f] - l.failed[f];
+		t.conn_count += v.conn_count - l.conn_count;
+		t.conn_sum_ns += v.conn_sum_ns - l.conn_sum_ns;
+		for (int i = 0; i < AURUM_CONN_SLOTS; i++)
+			t.conn_slots[i] += v.conn_slots[i] - l.conn_slots[i];
+		seen.last = v;
+		seen.dead = false;
+		if (!dir.alive(key))
+			dead.push_back(key);
+	}
+	// A dead process's entry is freed; if one of its sockets closes later the entry comes back
+	// from zero and is folded into the same service (remembered for kDeadGrace).
+	for (const auto &k : dead) {
+		bpf_map_delete_elem(fd, &k);
+		auto &s = seen_[k];
+		s.last = aurum_net_stats{};
+		s.dead = true;
+		s.died = now;
+	}
+	for (auto it = seen_.begin(); it != seen_.end();)
+		it = it->second.dead && now - it->second.died > kDeadGrace ? seen_.erase(it) : std::next(it);
+
+	listen_.clear();
+	ports_by_pid_.clear();
+	int lfd = bpf_map__fd(skel->maps.net_listen);
+	aurum_net_listen_key lk{}, lnext{};
+	aurum_net_listen_key *lprev = nullptr;
+	while (bpf_map_get_next_key(lfd, lprev, &lnext) == 0) {
+		lk = lnext;
+		lprev = &lk;
+		aurum_net_listener v{};
+		if (bpf_map_lookup_elem(lfd, &lk, &v) != 0)
+			continue;
+		if (!dir.alive(v.owner)) {
+			// The listener's process died without the socket closing in its context (its
+			// last holder was another process): forget it.
+			bpf_map_delete_elem(lfd, &lk);
+			continue;
+		}
+		listen_[service_for(dir, v.owner, "")].insert(lk.port);
+		ports_by_pid_[static_cast<pid_t>(v.owner.tgid)].insert(lk.port);
+	}
+}
+
+void NetCollector::collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out)
+{
+	if (!unavailable_.empty())
+		return;
+	for (auto it = totals_.begin(); it != totals_.end();)
+		it = dir.exists(it->first) ? std::next(it) : totals_.erase(it);
+
+	using prometheus::MetricType;
+	auto io = metrics::family("process_network_io_bytes_total",
+				  "TCP payload bytes the service's processes read and wrote (sock_recv_length/sock_send_length).",
+				  MetricType::Counter);
+	auto opened = metrics::family("aurum_tcp_connections_opened_total",
+				      "TCP connections that reached ESTABLISHED (inet_sock_set_state).", MetricType::Counter);
+	auto closed = metrics::family("aurum_tcp_connections_closed_total",
+				      "TCP connections that left ESTABLISHED (inet_sock_set_state).", MetricType::Counter);
+	auto active = metrics::family("aurum_tcp_active_connections",
+				      "TCP connections in ESTABLISHED now, including those older than the agent.",
+				      MetricType::Gauge);
+	auto dur = metrics::family("aurum_tcp_connect_duration_seconds",
+				   "Outbound connects: SYN sent to ESTABLISHED (inet_sock_set_state).", MetricType::Histogram);
+	auto failed = metrics::family("aurum_tcp_failed_connects_total",
+				      "Outbound connects that ended in SYN_SENT -> CLOSE, by the socket error.",
+				      MetricType::Counter);
+	auto retrans = metrics::family("aurum_tcp_retransmits_total", "Retransmitted TCP segments (tcp_retransmit_skb).",
+				       MetricType::Counter);
+	auto resets = metrics::family("aurum_tcp_resets_total",
+				      "TCP resets sent and received on the service's sockets (tcp_send_reset/tcp_receive_reset).",
+				      MetricType::Counter);
+	auto listen = metrics::family("aurum_tcp_listen_info", "1 for each TCP port the service listens on.",
+				      MetricType::Gauge);
+	static const auto bounds = metrics::log2_bounds_seconds(AURUM_CONN_MIN_SHIFT, AURUM_CONN_SLOTS);
+	auto with = [](metrics::Labels l, const char *k, std::string v) {
+		l.push_back({k, std::move(v)});
+		return l;
+	};
+	for (const auto &[sid, t] : totals_) {
+		auto labels = dir.labels(sid);
+		metrics::add_counter(io, with(labels, "network_io_direction", "receive"), static_cast<double>(t.rx));
+		metrics::add_counter(io, with(labels, "network_io_direction", "transmit"), static_cast<double>(t.tx));
+		for (int d = 0; d < AURUM_NET_DIRS; d++) {
+			metrics::add_counter(opened, with(labels, "direction", kDirs[d]), static_cast<double>(t.opened[d]));
+			metrics::add_counter(closed, with(labels, "direction", kDirs[d]), static_cast<double>(t.closed[d]));
+			// Never below zero: a connection handed over from a process whose share was
+			// already folded under another service may close here.
+			metrics::add_gauge(active, with(labels, "direction", kDirs[d]),
+					   static_cast<double>(std::max<std::int64_t>(0, t.active[d])));
+		}
+		for (int f = 0; f < AURUM_NET_FAILS; f++)
+			metrics::add_counter(failed, with(labels, "reason", kFails[f]), static_cast<double>(t.failed[f]));
+		if (t.conn_count)
+			metrics::add_histogram(dur, labels, bounds, t.conn_slots, static_cast<double>(t.conn_sum_ns) / 1e9);
+		metrics::add_counter(retrans, labels, static_cast<double>(t.retrans));
+		metrics::add_counter(resets, with(labels, "direction", "sent"), static_cast<double>(t.rst_sent));
+		metrics::add_counter(resets, with(labels, "direction", "received"), static_cast<double>(t.rst_recv));
+	}
+	for (const auto &[sid, ports] : listen_) {
+		if (!dir.exists(sid))
+			continue;
+		for (auto p : ports)
+			metrics::add_gauge(listen, with(dir.labels(sid), "port", std::to_string(p)), 1);
+	}
+	for (auto *f : {&io, &opened, &closed, &active, &dur, &failed, &retrans, &resets, &listen})
+		out.push_back(std::move(*f));
+}
+
+std::vector<Loss> NetCollector::losses() const
+{
+	std::vector<Loss> out;
+	if (!unavailable_.empty())
+		return out;
+	int fd = bpf_map__fd(impl_->skel->maps.net_lost);
+	const char *names[AURUM_NET_LOSS_MAX] = {"process_map_full", "listen_map_full", "sk_storage_full", "socket_owner_unknown"};
+	for (__u32 i = 0; i < AURUM_NET_LOSS_MAX; i++) {
+		__u64 v = 0;
+		bpf_map_lookup_elem(fd, &i, &v);
+		out.push_back({names[i], v});
+	}
+	return out;
+}
+
+} // namespace aurum

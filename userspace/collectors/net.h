@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// TCP signals per service: payload bytes, connections opened/closed/active, connect duration,
+// failed connects, retransmits, resets and listening ports. Also the owner of the shared
+// per-socket owner map (bpf/sock.h) that the L7 components read.
+#pragma once
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "collectors/collector.h"
+#include "bpf/net.h"
+
+struct net_bpf;
+
+namespace aurum {
+
+class NetCollector : public Collector {
+public:
+	struct Options {
+		unsigned max_processes = 16384;
+	};
+	// Never throws for a kernel that cannot run the programs: the component is then reported
+	// unavailable (hooks() says why) and exports nothing.
+	NetCollector(const Features &features, Options opts);
+	~NetCollector() override;
+	const char *name() const override { return "net"; }
+	void poll(identity::ServiceDirectory &dir) override;
+	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
+	std::vector<HookStatus> hooks() const override;
+	std::vector<ProgramStats> program_stats() const override;
+	std::vector<Loss> losses() const override;
+
+	// The sk_storage map of struct aurum_sock_owner, for bpf_map__reuse_fd in the L7
+	// components; -1 when the component could not load.
+	int sock_owner_map_fd() const;
+	// TCP ports a process listens on, as of the last poll (for identity port rules).
+	std::set<std::uint16_t> listening_ports(pid_t pid) const;
+
+private:
+	struct Totals {
+		std::uint64_t rx = 0, tx = 0, retrans = 0, rst_sent = 0, rst_recv = 0;
+		std::uint64_t opened[AURUM_NET_DIRS] = {}, closed[AURUM_NET_DIRS] = {};
+		std::int64_t active[AURUM_NET_DIRS] = {};
+		std::uint64_t failed[AURUM_NET_FAILS] = {};
+		std::uint64_t conn_count = 0, conn_sum_ns = 0;
+		std::uint64_t conn_slots[AURUM_CONN_SLOTS] = {};
+	};
+	struct Seen {
+		aurum_net_stats last{};
+		identity::ServiceId service = 0;
+		bool dead = false;
+		std::chrono::steady_clock::time_point died{};
+	};
+	struct KeyLess {
+		bool operator()(const aurum_proc_key &a, const aurum_proc_key &b) const
+		{
+			return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
+		}
+	};
+	identity::ServiceId service_for(identity::ServiceDirectory &dir, const aurum_proc_key &key, const char *comm);
+	void adopt_existing();
+
+	struct Impl;
+	std::unique_ptr<Impl> impl_;
+	std::unique_ptr<ProgramSet> programs_;
+	std::string unavailable_; // why the component did not load, "" when it did
+	std::vector<HookStatus> failed_hooks_;
+	std::map<aurum_proc_key, Seen, KeyLess> seen_;
+	std::map<identity::ServiceId, Totals> totals_;
+	std::map<identity::ServiceId, std::set<std::uint16_t>> listen_;
+	std::map<pid_t, std::set<std::uint16_t>> ports_by_pid_;
+};
+
+} // namespace aurum
