@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include "collectors/memory.h"
+#include "collectors/net.h"
 #include "collectors/sched.h"
 #include "core/log.h"
 #include "metrics/family.h"
@@ -21,6 +22,7 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	SchedCollector::Options so;
 	so.max_processes = opts.max_processes;
 	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
+	collectors_.push_back(std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes}));
 
 	std::string mountinfo;
 	identity::read_file(opts.proc_root + "/self/mountinfo", mountinfo, 4 << 20);
