@@ -464,6 +464,7 @@ case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
   clean) cmd_clean ;;
+  running) [[ -n $(marked_pids) ]] ;;  # exit 0 when any process of this testbed runs
   status) cmd_status ;;
   *) echo "usage: $0 up|down|clean|status" >&2; exit 2 ;;
 esac
