@@ -34,12 +34,15 @@ case $step in
       # state stays (the checks compare the ids of this run's orders, not totals).
       "$REPO/scripts/demo.sh" down
       rm -rf -- "$state/rabbitmq/mnesia"
-      mkdir -p "$state"
-      touch "$state/ctest-owner"
       export AURUM_TESTBED_OWNER=1
     fi
-    if ! "$REPO/scripts/demo.sh" up >/dev/null; then
-      for f in "$state"/log/*.log; do echo "---- $f"; tail -n 15 "$f"; done
+    up_ok=1
+    "$REPO/scripts/demo.sh" up >/dev/null || up_ok=0
+    # Resolved again: on a fresh machine user postgres only exists after the install in `up`.
+    state=$("$HERE/state-dir.sh")
+    if [[ $AURUM_TESTBED_OWNER == 1 ]]; then mkdir -p "$state"; touch "$state/ctest-owner"; fi
+    if [[ $up_ok == 0 ]]; then
+      for f in "$state"/log/*.log; do echo "---- $f"; tail -n 15 "$f" || true; done
       exit 1
     fi
     echo "testbed: up in $((SECONDS - t0))s"
@@ -48,7 +51,7 @@ case $step in
   plan) exec /usr/bin/python3 "$HERE/e2e.py" check-plan ;;
   down)
     state=$("$HERE/state-dir.sh")
-    if [[ ! -f $state/ctest-owner ]]; then
+    if [[ ! -f $state/ctest-owner && ${CI:-} != true ]]; then
       echo "testbed: not started by this test run; left running for its owner"
       exit 0
     fi
