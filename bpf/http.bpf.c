@@ -106,6 +106,23 @@ struct {
 	__type(value, __u64);
 } http_lost SEC(".maps");
 
+/* Pipelined requests: the bytes of a request segment after its first request line are searched for
+ * the end of each header block ("\r\n\r\n") and a request line right after it. */
+#define HTTP_SCAN 256
+#define HTTP_MORE (AURUM_HTTP_FIFO - 1)
+struct http_scratch {
+	__u8 b[HTTP_SCAN + AURUM_HTTP_PEEK];
+	__u16 at[AURUM_HTTP_FIFO];    /* offsets of the further request lines found */
+	__u8 method[AURUM_HTTP_FIFO]; /* and their methods */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_scratch);
+} http_scratch SEC(".maps");
+
 static const __u64 duration_bounds[64] = AURUM_HTTP_BOUNDS_NS;
 static const struct aurum_http_stats zero_stats;
 static const struct aurum_http_flow zero_flow;
@@ -403,6 +420,74 @@ static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *s
 	st->out.partial_len = 0;
 }
 
+/* Further request lines in the same segment (pipelining, RFC 9112 section 9.3.2): each follows the
+ * blank line ending the previous header block. A body (Content-Length) after a header block is
+ * not a request line and ends the search; so does the end of the first HTTP_SCAN bytes. One byte
+ * per bpf_loop step: the callback is verified once (a plain loop made the verifier walk every
+ * iteration times every path), and the verifier inlines the loop into direct calls (5.19+). */
+struct scan_ctx {
+	__u32 n;     /* bytes loaded */
+	__u32 state; /* bytes of "\r\n\r\n" matched so far */
+	__u32 found; /* further request lines recorded in the scratch */
+	__u32 pad;
+};
+
+static long scan_byte(__u32 i, struct scan_ctx *c)
+{
+	struct http_scratch *buf;
+	__u32 zero = 0, next, left;
+	__u64 idx;
+	__u8 ch;
+	int m;
+
+	buf = bpf_map_lookup_elem(&http_scratch, &zero);
+	if (!buf || i >= c->n || i >= HTTP_SCAN)
+		return 1;
+	idx = i;
+	asm volatile("%[x] &= 0xff" : [x] "+r"(idx)); /* HTTP_SCAN - 1, opaque to clang */
+	ch = buf->b[idx];
+	if (ch == '\r')
+		c->state = c->state == 2 ? 3 : 1;
+	else if (ch == '\n' && (c->state == 1 || c->state == 3))
+		c->state++;
+	else
+		c->state = 0;
+	if (c->state != 4)
+		return 0;
+	c->state = 0;
+	next = i + 1;
+	if (next >= c->n)
+		return 1;
+	left = c->n - next;
+	idx = next;
+	asm volatile("%[x] &= 0xff" : [x] "+r"(idx));
+	m = aurum_http_parse_method(buf->b + idx, left < AURUM_HTTP_PEEK ? left : AURUM_HTTP_PEEK);
+	if (m <= 0)
+		return 1;
+	buf->at[c->found & (AURUM_HTTP_FIFO - 1)] = next;
+	buf->method[c->found & (AURUM_HTTP_FIFO - 1)] = m;
+	c->found++;
+	return c->found >= HTTP_MORE;
+}
+
+static __always_inline __u32 scan_pipelined(struct __sk_buff *skb, __u32 off, __u32 avail,
+					     struct http_scratch *buf)
+{
+	struct scan_ctx c = {};
+	__u64 n = avail < HTTP_SCAN ? avail : HTTP_SCAN;
+
+	/* The shortest request ("GET / HTTP/1.1\r\n\r\n" is 18 bytes) followed by another. */
+	if (avail < 2 * 18)
+		return 0;
+	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
+	if (n == 0 || n > HTTP_SCAN || bpf_skb_load_bytes(skb, off, buf->b, n))
+		return 0;
+	c.n = n;
+	/* Skip the first request line: its header block cannot end before byte 16. */
+	bpf_loop(n, scan_byte, &c, 0);
+	return c.found;
+}
+
 /* The first 16 bytes of a line that started in an earlier segment, followed by this segment's:
  * a 128-bit shift on two words, so the verifier sees no variable stack offset. */
 static __always_inline __u32 join_partial(struct http_half *h, __u64 w[2], __u32 n)
@@ -496,8 +581,23 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 			r = aurum_http_parse_method((const __u8 *)w, len);
 			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
 				keep_partial(h, w, len, start_ns);
-			else if (r > 0)
+			else if (r > 0) {
+				__u32 more, k, zero = 0;
+				struct http_scratch *buf = bpf_map_lookup_elem(&http_scratch, &zero);
+
 				push_request(skb, sk, st, r, start_ns, off, avail);
+				more = buf ? scan_pipelined(skb, off, avail, buf) : 0;
+				for (k = 0; k < HTTP_MORE; k++) {
+					__u32 a;
+
+					if (k >= more || !buf)
+						break;
+					a = buf->at[k];
+					if (a >= avail)
+						break;
+					push_request(skb, sk, st, buf->method[k], start_ns, off + a, avail - a);
+				}
+			}
 		} else {
 			r = aurum_http_parse_status((const __u8 *)w, len);
 			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
