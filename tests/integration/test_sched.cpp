@@ -165,3 +165,16 @@ TEST(Agent, ForcedFallbacksStillCountCpu)
 	ASSERT_TRUE(cpu.has_value());
 	EXPECT_NEAR(*cpu, expected, expected * 0.05);
 }
+
+TEST(Agent, MissingCapabilityIsNamedInOneLine)
+{
+	AURUM_REQUIRE_ROOT();
+	// Root without CAP_BPF and CAP_SYS_ADMIN: refuse in one line naming the capability, exit 1.
+	std::string cmd = std::string("exec ") + AURUM_AGENT_PATH + " --web.listen-address 127.0.0.1:" +
+			  std::to_string(free_tcp_port()) + " 2>&1";
+	Process p({"capsh", "--drop=cap_bpf,cap_sys_admin", "--", "-c", cmd}, {}, true);
+	EXPECT_TRUE(p.wait_line("aurum: missing capability CAP_BPF (or CAP_SYS_ADMIN): needed to load BPF programs; "
+				"run as root or grant CAP_BPF,CAP_PERFMON,CAP_SYS_PTRACE,CAP_SYS_RESOURCE,CAP_NET_ADMIN",
+				20s));
+	EXPECT_EQ(p.stop(0, 10s), 1);
+}

@@ -76,9 +76,9 @@ MemoryUsage parse_status_memory(const std::string &content)
 	return m;
 }
 
-std::vector<pid_t> ProcFs::pids() const
+std::vector<std::pair<pid_t, unsigned long>> ProcFs::entries() const
 {
-	std::vector<pid_t> out;
+	std::vector<std::pair<pid_t, unsigned long>> out;
 	DIR *d = ::opendir(root_.c_str());
 	if (!d)
 		return out;
@@ -86,9 +86,17 @@ std::vector<pid_t> ProcFs::pids() const
 		char *end = nullptr;
 		long v = std::strtol(e->d_name, &end, 10);
 		if (end && *end == '\0' && v > 0)
-			out.push_back(static_cast<pid_t>(v));
+			out.emplace_back(static_cast<pid_t>(v), static_cast<unsigned long>(e->d_ino));
 	}
 	::closedir(d);
+	return out;
+}
+
+std::vector<pid_t> ProcFs::pids() const
+{
+	std::vector<pid_t> out;
+	for (const auto &[pid, ino] : entries())
+		out.push_back(pid);
 	return out;
 }
 

@@ -47,6 +47,9 @@ public:
 	const std::string &root() const { return root_; }
 
 	std::vector<pid_t> pids() const;
+	// pids with the inode number of their /proc directory: a new inode under the same pid means
+	// the pid may have been reused (or the dentry recycled), a hint to read its stat again.
+	std::vector<std::pair<pid_t, unsigned long>> entries() const;
 	std::optional<ProcStat> stat(pid_t pid) const;
 	std::optional<ProcInfo> info(pid_t pid) const;
 	std::optional<MemoryUsage> memory(pid_t pid) const;

@@ -61,8 +61,16 @@ ServiceId ServiceDirectory::resolve_pid(pid_t pid, Proc &p, Clock::time_point no
 void ServiceDirectory::refresh(Clock::time_point now)
 {
 	std::unordered_set<pid_t> seen;
-	for (pid_t pid : procfs_.pids()) {
+	for (const auto &[pid, ino] : procfs_.entries()) {
 		auto it = procs_.find(pid);
+		if (it != procs_.end() && it->second.ino != ino) {
+			// Reused pid, or just a recycled dentry: the start time tells.
+			auto st = procfs_.stat(pid);
+			if (st && st->start_ticks == it->second.start_ticks)
+				it->second.ino = ino;
+			else
+				procs_.erase(it), it = procs_.end();
+		}
 		if (it != procs_.end()) {
 			seen.insert(pid);
 			Proc &p = it->second;
@@ -76,6 +84,7 @@ void ServiceDirectory::refresh(Clock::time_point now)
 		seen.insert(pid);
 		Proc p;
 		p.start_ticks = st->start_ticks;
+		p.ino = ino;
 		p.first_seen = now;
 		resolve_pid(pid, p, now);
 		procs_.emplace(pid, p);

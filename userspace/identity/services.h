@@ -63,6 +63,7 @@ public:
 private:
 	struct Proc {
 		std::uint64_t start_ticks = 0;
+		unsigned long ino = 0; // of /proc/<pid>: a change may mean the pid was reused
 		ServiceId service = 0;
 		std::uint32_t exec_gen = 0;
 		bool by_rule = false;
