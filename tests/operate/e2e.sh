@@ -88,8 +88,9 @@ wait_http alertmanager "http://127.0.0.1:$AM_PORT/-/ready" 60
 log "normal load (2 % errors, some poison messages, slow consumer)"
 bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration $((${AURUM_E2E_WARMUP:-120} + 60)) \
   --error-share 0.02 --poison-share 0.05 --slow-ms 200
-# A process under a memory limit (aurum_memory_limit_bytes exists only where a limit is set).
-sleep 1800 & sleeper=$!; PIDS+=($sleeper)
+# A process under a memory limit (aurum_memory_limit_bytes exists only where a limit is set, and
+# only when every process of the service has one: hence a service name of its own).
+env OTEL_SERVICE_NAME=aurum-e2e-memory-limited sleep 1800 & sleeper=$!; PIDS+=($sleeper)
 if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
   cg=/sys/fs/cgroup/aurum-e2e-$$; mkdir "$cg"; echo 268435456 >"$cg/memory.max"
 else
