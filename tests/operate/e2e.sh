@@ -132,6 +132,10 @@ log "querying every dashboard, variable and recording-rule expression"
 node "$HERE/e2e.mjs" sweep "http://127.0.0.1:$PROM_PORT" || fail=1
 
 # 4. The 5xx alert reaches the webhook and resolves.
+if ! curl -fs "http://127.0.0.1:$PROM_PORT/api/v1/query?query=aurum:http_server_requests:rate5m" | grep -q '"service_name"'; then
+  log "FAIL: no HTTP server request rates (aurum:http_server_requests:rate5m is empty): the 5xx alert cannot fire"
+  exit 1
+fi
 log "error load: the APIs answer 500 half of the time"
 bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration 360 --error-share 0.5 --slow-ms 0
 errload=${PIDS[-1]}
