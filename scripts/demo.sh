@@ -357,10 +357,12 @@ EOF
 # ---------------------------------------------------------------------------------------------
 
 where_to_look() {
+  local agent="running (log: $STATE/log/aurum.log)"
+  alive aurum || agent="NOT RUNNING: see above and $STATE/log/aurum.log; the rest works without it"
   cat <<EOF
 
 aurum testbed is up (state, data and logs: $STATE)
-  aurum metrics      http://127.0.0.1:$TESTBED_AURUM_PORT/metrics
+  aurum metrics      http://127.0.0.1:$TESTBED_AURUM_PORT/metrics   agent $agent
   Prometheus         http://127.0.0.1:$TESTBED_PROMETHEUS_PORT/   (rules from alerting/, alerts at /alerts)
   Alertmanager       http://127.0.0.1:$TESTBED_ALERTMANAGER_PORT/
   RabbitMQ metrics   http://127.0.0.1:$TESTBED_RABBITMQ_PROMETHEUS_PORT/metrics   (the broker's own ground truth)
