@@ -74,12 +74,14 @@ install_deps() {
     local policy=/usr/sbin/policy-rc.d created=0
     if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
     local apt=(apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}")
+    local aptlog=$STATE/log/apt.log
+    mkdir -p "$STATE/log"
     # A stale or missing package list is the usual cause of a failure: update once and retry.
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"/tmp/aurum-testbed-apt.log" 2>&1 \
-      || { apt-get update -q -o DPkg::Lock::Timeout=300 >>"/tmp/aurum-testbed-apt.log" 2>&1 \
-           && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"/tmp/aurum-testbed-apt.log" 2>&1; } \
-      || { tail -20 /tmp/aurum-testbed-apt.log >&2; [[ $created == 1 ]] && rm -f "$policy"; \
-           die "apt-get install failed (log: /tmp/aurum-testbed-apt.log)"; }
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"$aptlog" 2>&1 \
+      || { apt-get update -q -o DPkg::Lock::Timeout=300 >>"$aptlog" 2>&1 \
+           && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$aptlog" 2>&1; } \
+      || { tail -20 "$aptlog" >&2; [[ $created == 1 ]] && rm -f "$policy"; \
+           die "apt-get install failed (log: $aptlog)"; }
     [[ $created == 1 ]] && rm -f "$policy"
     PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   fi

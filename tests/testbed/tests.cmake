@@ -4,8 +4,10 @@
 # testbed.down (stop + nothing left). Running either check alone (ctest -R) brings up and down
 # with it. testbed.plan_metrics is separate so that it can be made required when the signal issues
 # land; it reports each row of the plan's table that has no live series, by name.
-# Costs about a minute here once packages are installed (up ~10 s, load 15 s, checks ~6 s,
-# down ~10 s); the first run on a fresh machine also installs Debian and npm packages.
+# Costs 40-60 s here once packages are installed (up 10-15 s, load 15 s, checks ~6 s, down ~10 s;
+# measured on this loaded 2-core machine); the first run on a fresh machine also installs the
+# Debian packages (rabbitmq-server + Erlang, postgresql, prometheus, prometheus-alertmanager, about
+# 60 MB to download) and the npm modules of tests/testbed (~3 s).
 set(AURUM_TESTBED_STEP ${CMAKE_CURRENT_LIST_DIR}/ctest-step.sh)
 add_test(NAME testbed.up COMMAND ${AURUM_TESTBED_STEP} up $<TARGET_FILE:aurum>)
 add_test(NAME testbed.system COMMAND ${AURUM_TESTBED_STEP} system)
