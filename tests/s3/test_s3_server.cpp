@@ -266,6 +266,28 @@ TEST(S3Unreachable, SilentServerGivesTimeout) {
   EXPECT_LT(took, 5s);
 }
 
+TEST(S3Unreachable, StopAbandonsARequestInFlight) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(s, 4), 0);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  EndpointConfig ep = endpoint("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), {"b"});
+  ep.timeout = 60s;
+  Probe p(ep);
+  p.collector->start();
+  std::this_thread::sleep_for(500ms);  // the request is now waiting for an answer
+  const auto t0 = std::chrono::steady_clock::now();
+  p.collector->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  close(s);
+  EXPECT_LT(took, 5s);  // not the 60 s timeout
+  EXPECT_EQ(p.value("aurum_s3_scrape_errors_total", "b", "transport"), std::nullopt);  // not the endpoint's fault
+}
+
 // The agent's path: YAML section -> start_from_config (credentials from the environment) ->
 // background thread -> prometheus text exposition.
 TEST_F(S3ServerTest, EntryPointFromConfigAndEnvironment) {

@@ -86,7 +86,7 @@ struct Harness {
 
   explicit Harness(EndpointConfig ep) {
     CollectorOptions o;
-    o.make_transport = [this] { return std::make_unique<FakeTransport>(s3); };
+    o.make_transport = [this](const std::atomic<bool>&) { return std::make_unique<FakeTransport>(s3); };
     o.now = [this] {
       return std::chrono::system_clock::time_point(
           std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(now_s)));

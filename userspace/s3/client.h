@@ -3,6 +3,7 @@
 // injectable HTTP transport (libcurl in the agent, a fake in unit tests).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -49,8 +50,10 @@ class HttpTransport {
 };
 
 // libcurl, one easy handle reused across requests (keeps the connection alive between pages).
-// Not thread-safe: one per endpoint thread. Responses larger than 64 MiB are refused.
-std::unique_ptr<HttpTransport> make_curl_transport();
+// Not thread-safe: one per endpoint thread. Responses larger than 64 MiB are refused. A request
+// in flight is abandoned (kTransport) as soon as `cancel` becomes true, so that stopping the
+// agent does not wait for a slow endpoint's timeout.
+std::unique_ptr<HttpTransport> make_curl_transport(const std::atomic<bool>& cancel);
 
 struct BucketUsage {
   std::uint64_t bytes = 0;

@@ -46,6 +46,7 @@ void S3Collector::start() {
   std::lock_guard lock(mu_);
   if (!threads_.empty()) return;
   stopping_ = false;
+  cancel_ = false;
   for (size_t i = 0; i < endpoints_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
@@ -53,6 +54,7 @@ void S3Collector::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    cancel_ = true;
   }
   wake_.notify_all();
   for (auto& t : threads_) t.join();
@@ -79,7 +81,7 @@ void S3Collector::scrape_endpoint(size_t index) {
   Endpoint& ep = endpoints_.at(index);
   if (!ep.transport) {
     try {
-      ep.transport = opts_.make_transport();
+      ep.transport = opts_.make_transport(cancel_);
     } catch (const std::exception& e) {
       record_failure(ep, "", ScrapeError(FailureReason::kTransport, e.what()));
       return;
@@ -115,6 +117,7 @@ void S3Collector::scrape_endpoint(size_t index) {
     try {
       record_success(ep, bucket, client.bucket_usage(bucket));
     } catch (const ScrapeError& e) {
+      if (cancel_) return;  // abandoned by stop(): not the endpoint's fault
       record_failure(ep, bucket, e);
     }
   }

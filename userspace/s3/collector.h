@@ -28,7 +28,9 @@
 namespace aurum::s3 {
 
 struct CollectorOptions {
-  std::function<std::unique_ptr<HttpTransport>()> make_transport = make_curl_transport;
+  // Called once per endpoint, on its thread; `cancel` turns true when the collector stops.
+  std::function<std::unique_ptr<HttpTransport>(const std::atomic<bool>& cancel)> make_transport =
+      make_curl_transport;
   Client::Clock now = std::chrono::system_clock::now;
   std::function<void(log::Level, const std::string&)> log;  // empty: the agent log (core/log.h)
 };
@@ -43,7 +45,7 @@ class S3Collector : public prometheus::Collectable {
 
   // One thread per endpoint: scrape at once, then every interval. Idempotent.
   void start();
-  // Wakes and joins the threads (a request in flight finishes or times out first).
+  // Wakes the threads, abandons requests in flight, joins.
   void stop();
   // One synchronous round over endpoint `index` (every bucket); what each thread runs.
   void scrape_endpoint(size_t index);
@@ -76,6 +78,7 @@ class S3Collector : public prometheus::Collectable {
   mutable std::mutex mu_;  // guards endpoints_[*].buckets / errors, stopping_
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::atomic<bool> cancel_{false};  // stopping_, readable without mu_ from curl's callback
   std::vector<std::thread> threads_;
 };
 

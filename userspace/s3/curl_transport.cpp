@@ -24,9 +24,13 @@ size_t append_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+int check_cancel(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(cancel)->load() ? 1 : 0;  // non-zero aborts
+}
+
 class CurlTransport final : public HttpTransport {
  public:
-  CurlTransport() {
+  explicit CurlTransport(const std::atomic<bool>& cancel) : cancel_(cancel) {
     static CurlGlobal global;
     handle_ = curl_easy_init();
     if (!handle_) throw std::runtime_error("curl_easy_init failed");
@@ -56,6 +60,9 @@ class CurlTransport final : public HttpTransport {
     curl_easy_setopt(handle_, CURLOPT_WRITEDATA, &resp.body);
     curl_easy_setopt(handle_, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(handle_, CURLOPT_USERAGENT, "aurum/" AURUM_VERSION);
+    curl_easy_setopt(handle_, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(handle_, CURLOPT_XFERINFOFUNCTION, &check_cancel);
+    curl_easy_setopt(handle_, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(&cancel_));
 
     const CURLcode rc = curl_easy_perform(handle_);
     if (rc != CURLE_OK) {
@@ -76,16 +83,19 @@ class CurlTransport final : public HttpTransport {
   }
 
  private:
+  const std::atomic<bool>& cancel_;
   CURL* handle_ = nullptr;
 };
 
 }  // namespace
 
-std::unique_ptr<HttpTransport> make_curl_transport() { return std::make_unique<CurlTransport>(); }
+std::unique_ptr<HttpTransport> make_curl_transport(const std::atomic<bool>& cancel) {
+  return std::make_unique<CurlTransport>(cancel);
+}
 
 #else
 
-std::unique_ptr<HttpTransport> make_curl_transport() {
+std::unique_ptr<HttpTransport> make_curl_transport(const std::atomic<bool>&) {
   throw std::runtime_error("aurum was built without libcurl: the S3 collector is unavailable");
 }
 
