@@ -224,6 +224,34 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		bpf_map_delete_elem(&net_listen, &k);
 }
 
+/* The RFC 4898 counters count sequence space: a received FIN is one "byte" of bytes_received
+ * (tcp_rcv_nxt_update() runs with the FIN's end_seq), and bytes_acked counts our SYN once its
+ * ACK arrives (active opens: snd_una starts at the ISN) and our FIN once acked. */
+static __always_inline __u64 payload_received(const struct sock *sk, struct tcp_sock *tp)
+{
+	__u64 n = BPF_CORE_READ(tp, bytes_received);
+	__u64 flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	/* tcp_fin() sets SOCK_DONE; a reset does not. */
+	if (n && (flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		n--;
+	return n;
+}
+
+static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int oldstate)
+{
+	__u64 n = BPF_CORE_READ(tp, bytes_acked);
+
+	if (n && o->dir == AURUM_SOCK_DIR_OUTBOUND)
+		n--; /* our SYN */
+	/* These states are left for CLOSE once our FIN is acked (or on a reset/timeout, when it is
+	 * not: then snd_una is short of snd_nxt). */
+	if (n && (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
+	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, snd_nxt))
+		n--;
+	return n;
+}
+
 static __always_inline void on_state(const struct sock *sk, int oldstate, int newstate)
 {
 	struct aurum_sock_owner *o;
@@ -320,8 +348,8 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		s = stats_get(&o->owner, 0);
 		if (!s)
 			return;
-		__sync_fetch_and_add(&s->rx_bytes, BPF_CORE_READ(tp, bytes_received));
-		__sync_fetch_and_add(&s->tx_bytes, BPF_CORE_READ(tp, bytes_acked));
+		__sync_fetch_and_add(&s->rx_bytes, payload_received(sk, tp));
+		__sync_fetch_and_add(&s->tx_bytes, payload_acked(tp, o, oldstate));
 	}
 }
 

@@ -10,7 +10,10 @@
 #include <sstream>
 #include <thread>
 
+#include "collectors/net.h"
+#include "core/features.h"
 #include "harness.h"
+#include "identity/services.h"
 
 using namespace aurum::test;
 using namespace std::chrono_literals;
@@ -369,4 +372,60 @@ TEST(Net, RetransmitsAgreeWithTcpRetransSegs)
 	EXPECT_NEAR(seen, truth, truth * 0.10) << "agent " << seen << ", TcpRetransSegs delta " << truth;
 	EXPECT_EQ(sum(s, "process_network_io_bytes_total", {{"service_name", cli}, {"network_io_direction", "transmit"}}), bytes);
 	EXPECT_EQ(sum(s, "process_network_io_bytes_total", {{"service_name", srv}, {"network_io_direction", "receive"}}), bytes);
+}
+
+// The < 6.3 bytes path (TCP counters read at close), forced on this kernel: the collector runs in
+// this process, so that the option can be set. Exact for connections that close cleanly.
+TEST(Net, BytesAtCloseFallbackIsExactForCleanCloses)
+{
+	AURUM_REQUIRE_ROOT();
+	aurum::Features features;
+	aurum::NetCollector::Options opts;
+	opts.bytes_at_close = true;
+	aurum::NetCollector net(features, opts);
+	bool fallback = false;
+	for (const auto &h : net.hooks())
+		if (h.hook == "sock_send_length")
+			fallback = h.variant == "bytes_at_close" && h.attached;
+	ASSERT_TRUE(fallback) << "sock_send_length did not fall back to bytes_at_close";
+	ASSERT_GE(net.sock_owner_map_fd(), 0);
+
+	const long n = 7, req = 100003, resp = 300007;
+	int port = free_tcp_port();
+	std::string srv = svc("net-fb-srv"), cli = svc("net-fb-cli");
+	Process server(peer("server", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + srv}, true);
+	ASSERT_TRUE(server.wait_line("listening", 20s));
+	Process client(peer("client", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + cli}, true);
+	ASSERT_TRUE(client.wait_line("done", 60s));
+	ASSERT_TRUE(server.wait_line("done", 20s));
+
+	aurum::identity::ProcFs procfs("/proc");
+	aurum::identity::Resolver resolver({}, aurum::identity::KubeDirectory("/var/log"),
+					   [procfs](pid_t pid) { return procfs.listening_ports(pid); });
+	aurum::identity::ServiceDirectory dir(procfs, std::move(resolver), {});
+	auto bytes = [&](const std::string &who, const std::string &dirn) {
+		dir.refresh(aurum::identity::Clock::now());
+		net.poll(dir);
+		std::vector<prometheus::MetricFamily> out;
+		net.collect(dir, out);
+		for (const auto &f : out) {
+			if (f.name != "process_network_io_bytes_total")
+				continue;
+			for (const auto &m : f.metric) {
+				std::map<std::string, std::string> l;
+				for (const auto &p : m.label)
+					l[p.name] = p.value;
+				if (l["service_name"] == who && l["network_io_direction"] == dirn)
+					return m.counter.value;
+			}
+		}
+		return -1.0;
+	};
+	// The last close (the client's LAST_ACK -> CLOSE) waits for the server's final ACK.
+	for (int i = 0; i < 50 && bytes(cli, "receive") != n * resp; i++)
+		std::this_thread::sleep_for(100ms);
+	EXPECT_EQ(bytes(srv, "receive"), n * req);
+	EXPECT_EQ(bytes(srv, "transmit"), n * resp);
+	EXPECT_EQ(bytes(cli, "receive"), n * resp);
+	EXPECT_EQ(bytes(cli, "transmit"), n * req);
 }

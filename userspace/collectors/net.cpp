@@ -83,7 +83,8 @@ void run_iter(bpf_link *link)
 NetCollector::NetCollector(const Features &features, Options opts) : impl_(std::make_unique<Impl>())
 {
 	auto *skel = impl_->skel.get();
-	bool length_tps = features.has_btf_tracepoint("sock_send_length") && features.has_btf_tracepoint("sock_recv_length");
+	bool length_tps = !opts.bytes_at_close && features.has_btf_tracepoint("sock_send_length") &&
+			  features.has_btf_tracepoint("sock_recv_length");
 	programs_ = std::make_unique<ProgramSet>("net", skel->obj);
 	Impl *impl = impl_.get();
 	programs_->choose(net_hooks(length_tps, [impl](bpf_program *p) {

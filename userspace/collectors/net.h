@@ -20,6 +20,9 @@ class NetCollector : public Collector {
 public:
 	struct Options {
 		unsigned max_processes = 16384;
+		// Count bytes from the TCP counters at close even where sock_send_length and
+		// sock_recv_length exist: the < 6.3 path, which has no kernel feature to force off.
+		bool bytes_at_close = false;
 	};
 	// Never throws for a kernel that cannot run the programs: the component is then reported
 	// unavailable (hooks() says why) and exports nothing.

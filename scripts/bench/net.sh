@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: Apache-2.0
+# Network case (issue 3): wrk against nginx-light on loopback, keep-alive and `Connection: close`,
+# interleaved pairs without and with the agent (bpf_stats off), medians of requests/s; then the
+# ns per run of every program over each workload in a separate pass (bpf_stats on). wrk's own
+# sockets are traced too: every request is seen on both ends.
+NET_SECONDS=${NET_SECONDS:-4}
+NET_CONNS=${NET_CONNS:-32}
+
+net_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Requests/s of one wrk run; $2 is an extra header or empty.
+net_wrk_rps() {
+	local url=$1 hdr=$2 args=(-t1 -c"$NET_CONNS" -d"${NET_SECONDS}s")
+	[ -n "$hdr" ] && args+=(-H "$hdr")
+	wrk "${args[@]}" "$url" | awk '/^Requests\/sec:/{print $2}'
+}
+
+net_nginx_start() {
+	NET_NGINX_DIR=$(mktemp -d /tmp/aurum-bench-nginx.XXXXXX)
+	NET_NGINX_PORT=$(net_free_port)
+	local d=$NET_NGINX_DIR
+	cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 100000000;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+	server { listen 127.0.0.1:$NET_NGINX_PORT; location / { return 200 "ok\n"; } }
+}
+EOF
+	nginx -c "$d/nginx.conf" -p "$d" &
+	NET_NGINX_PID=$!
+	for _ in $(seq 1 50); do
+		curl -fs -o /dev/null "http://127.0.0.1:$NET_NGINX_PORT/" && return 0
+		sleep 0.1
+	done
+	echo "nginx did not start:" >&2; cat "$d/error.log" >&2; return 1
+}
+
+net_nginx_stop() {
+	kill "$NET_NGINX_PID" 2>/dev/null || true
+	wait "$NET_NGINX_PID" 2>/dev/null || true
+	rm -rf "$NET_NGINX_DIR"
+}
+
+# One variant: prints "median_base median_with median_ratio | raw pairs".
+net_variant() {
+	local url=$1 hdr=$2 base=() with=() ratio=() i a b
+	for i in $(seq 1 "$PAIRS"); do
+		# Alternate which side runs first so that drift (other tenants) hits both alike.
+		if [ $((i % 2)) -eq 1 ]; then
+			a=$(net_wrk_rps "$url" "$hdr"); agent_start; b=$(net_wrk_rps "$url" "$hdr"); agent_stop
+		else
+			agent_start; b=$(net_wrk_rps "$url" "$hdr"); agent_stop; a=$(net_wrk_rps "$url" "$hdr")
+		fi
+		base+=("$a"); with+=("$b"); ratio+=("$(echo "scale=4; $b / $a" | bc -l)")
+		echo "  ${hdr:-keep-alive} pair $i: without $a req/s, with $b req/s" >&2
+	done
+	echo "$(printf '%s\n' "${base[@]}" | median) $(printf '%s\n' "${with[@]}" | median) $(printf '%s\n' "${ratio[@]}" | median) | without ${base[*]}; with ${with[*]}"
+}
+
+bench_net() {
+	net_nginx_start
+	local url="http://127.0.0.1:$NET_NGINX_PORT/" ka cl ka_costs cl_costs ka_reqs cl_reqs
+	sysctl -qw kernel.bpf_stats_enabled=0
+	ka=$(net_variant "$url" "")
+	cl=$(net_variant "$url" "Connection: close")
+	# Requests per workload run, to turn runs into runs per request.
+	ka_costs=$(program_costs wrk -t1 -c"$NET_CONNS" -d"${NET_SECONDS}s" "$url")
+	cl_costs=$(program_costs wrk -t1 -c"$NET_CONNS" -d"${NET_SECONDS}s" -H "Connection: close" "$url")
+	net_nginx_stop
+	local row
+	row() { # name "mb mw ratio | raw"
+		set -- "$1" $2
+		echo "| $1 | $2 | $3 | $4 |"
+	}
+	{
+		echo "## Network (issue 3)"
+		echo
+		echo "\`wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s\` against nginx-light (1 worker, 3-byte body) on loopback, $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0. Medians of requests/s, $(date -u +%F), kernel $(uname -r). Goal: keep-alive >= 0.97, connection per request >= 0.95."
+		echo
+		echo "| variant | without agent (req/s) | with agent (req/s) | median of pair ratios |"
+		echo "|---|---|---|---|"
+		row "keep-alive" "${ka%% |*}"
+		row "Connection: close" "${cl%% |*}"
+		echo
+		echo "Per-run cost of every program over each workload (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself):"
+		echo
+		echo "| workload | component | program | runs | ns/run |"
+		echo "|---|---|---|---|---|"
+		printf '%s\n' "$ka_costs" | awk 'NF==4{printf "| keep-alive | %s | %s | %s | %s |\n",$1,$2,$3,$4}'
+		printf '%s\n' "$cl_costs" | awk 'NF==4{printf "| close | %s | %s | %s | %s |\n",$1,$2,$3,$4}'
+		echo
+		echo "Raw pairs (req/s): keep-alive: ${ka#*| }. Connection: close: ${cl#*| }."
+	} | bench_section net
+}
