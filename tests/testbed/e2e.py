@@ -77,16 +77,6 @@ def parse_matchers(text):
 # ------------------------------------------------------------------------------------------
 # Ground truth from the components themselves
 
-def rabbit_queue_depths():
-    """Messages per queue, from RabbitMQ's own prometheus plugin (per-object endpoint)."""
-    text = fetch(f"http://127.0.0.1:{PORTS['TESTBED_RABBITMQ_PROMETHEUS_PORT']}"
-                 "/metrics/detailed?family=queue_coarse_metrics")
-    depth = {}
-    for _, labels, v in [s for s in parse_metrics(text) if s[0] == "rabbitmq_detailed_queue_messages"]:
-        depth[labels.get("queue")] = v
-    return depth
-
-
 def dead_letter_order_ids():
     """{order id: copies} of the poison events in the dead-letter queue. Reads every message
     without acking and closes the channel, so that RabbitMQ puts them all back."""
@@ -128,8 +118,7 @@ def aurum_url():
 # ------------------------------------------------------------------------------------------
 
 def cmd_load(args):
-    baseline = {"dlq": rabbit_queue_depths().get(topology.DLQ, 0.0),
-                "dead_lettered": rabbit_global_dead_lettered()}
+    baseline = {"dead_lettered": rabbit_global_dead_lettered()}
 
     def scrape_midway():
         time.sleep(args.duration * 0.7)
@@ -225,8 +214,6 @@ def cmd_check_system(args):
         c.check(ok, f"RabbitMQ's rabbitmq_global_messages_dead_lettered_rejected_total grew by {dl:g} "
                 f"({'=' if exact else '>='} {len(poison)} poison events"
                 + ("" if exact else "; a shared testbed: others' load counts too") + ")")
-    depth = rabbit_queue_depths()
-    print(f"info    queue depths now: {depth}")
 
     # In flight: RabbitMQ's own gauge midway through the slow-mode load.
     if truth.get("slow_ms"):
