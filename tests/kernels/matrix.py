@@ -39,6 +39,7 @@ class Run:
         self.id, self.begin, self.end, self.done = kid, {}, None, None
         self.steps, self.facts, self.metrics, self.meta = {}, {}, [], {}
         self.console_tail = []
+        self.skipped = []
 
 
 def kv(text):
@@ -66,6 +67,9 @@ def parse_run(results, kid):
             run.end = kv(rest)
         elif kind == "guest-done":
             run.done = kv(rest)
+        elif kind == "skip":
+            name, _, why = rest.partition(" ")
+            run.skipped.append((name, why))
         elif kind == "fact":
             run.facts.update(kv(rest))
         elif kind == "metric":
@@ -198,7 +202,7 @@ def judge(run, checks, degraded_expected):
                 notes.append("--force-off %s: exit %s: %s" % (feature, step.rc, last_words(step)))
             continue
         for h, v, mand in hooks:
-            if v in feature.split("+"):
+            if set(v.split("+")) & set(feature.split("+")):
                 fails.append("--force-off %s: hook %s still uses %s" % (feature, h, v))
         missing = [h for h, v, mand in hooks if mand and v.startswith("unavailable")]
         if (step.rc != 0) != bool(missing):
@@ -206,6 +210,8 @@ def judge(run, checks, degraded_expected):
         if missing:
             notes.append("--force-off %s leaves mandatory %s unavailable (exit %s)" %
                          (feature, ",".join(missing), step.rc))
+    for name, why in run.skipped:
+        notes.append("%s skipped: %s" % (name, why))
     smoke = run.steps.get("smoke-agent")
     if run.facts.get("agent_healthy") != "1":
         fails.append("smoke: the agent never answered /healthz")
@@ -343,6 +349,20 @@ def cmd_docs(args):
             r.id, r.begin.get("kernel", "?"), pkg[0], pkg[1],
             r.begin.get("uptime", "-") if r.id != "host" else "-", r.meta.get("wall_seconds", "?"),
             "pass" if not fails else "**%d failure(s)**" % len(fails)))
+    # feature probes
+    probes, feats = {}, []
+    for r in cols:
+        for line in (r.steps["probe"].out if "probe" in r.steps else []):
+            d = kv(line)
+            if "feature" in d:
+                if d["feature"] not in feats:
+                    feats.append(d["feature"])
+                probes[(r.id, d["feature"])] = d.get("available", "?")
+    if feats:
+        w("\n## Feature probes (`aurum --probe`)\n\n| feature | %s |\n|---|%s\n" %
+          (" | ".join(head(r) for r in cols), "---|" * len(cols)))
+        for f in feats:
+            w("| %s | %s |\n" % (f, " | ".join(probes.get((r.id, f), "-") for r in cols)))
     # hook x kernel, default selection
     hooks, mand = [], {}
     for r in cols:
@@ -372,6 +392,9 @@ def cmd_docs(args):
                 st = r.steps.get("check-off-" + f)
                 if st is None:
                     cells.append("-")
+                    continue
+                if not st.hooks():
+                    cells.append("agent stopped (exit %s)" % st.rc)
                     continue
                 diff = ["%s: %s" % (h, v.replace("|", "/")) for h, v, m in st.hooks() if base.get(h) != v]
                 cells.append(("<br>".join(diff) or "=") + ("" if st.rc == 0 else " (exit %s)" % st.rc))
