@@ -120,13 +120,12 @@ static __always_inline __u32 dir_index(__u8 dir)
 /* Count an established socket into `owner`'s active connections: as opened if we saw it open,
  * else as adopted (established before the agent started, or before its owner was known). */
 static __always_inline void count_established(const struct sock *sk, struct aurum_sock_owner *o,
-					      struct task_struct *self)
+					      struct task_struct *self, struct aurum_net_stats *s)
 {
-	struct aurum_net_stats *s;
-
 	if (o->dir == AURUM_SOCK_DIR_UNKNOWN)
 		o->dir = guess_dir(sk);
-	s = stats_get(&o->owner, self);
+	if (!s)
+		s = stats_get(&o->owner, self);
 	if (!s)
 		return;
 	if (o->opened_ns)
@@ -160,7 +159,7 @@ static __noinline void take_over(const struct sock *sk, struct aurum_sock_owner 
 	}
 	o->owner = key;
 	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
-		count_established(sk, o, task);
+		count_established(sk, o, task, 0);
 }
 
 static __always_inline void on_length(struct sock *sk, int ret, int flags, bool tx)
@@ -296,7 +295,8 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 				__sync_fetch_and_add(&s->conn_sum_ns, d);
 			}
 			o->opened_ns = now;
-			count_established(sk, o, 0);
+			if (s)
+				count_established(sk, o, 0, s);
 			return;
 		}
 		/* Passive open, in softirq: the owner is the listener's. */
@@ -318,7 +318,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 			return;
 		}
 		o->owner = l->owner;
-		count_established(sk, o, 0);
+		count_established(sk, o, 0, 0);
 		return;
 	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
@@ -475,6 +475,6 @@ int adopt_iter(struct bpf_iter__task_file *ctx)
 	if (!o->owner.tgid)
 		aurum_proc_key(task, &o->owner);
 	o->opened_ns = 0; /* not seen opening: adopted */
-	count_established(sk, o, task);
+	count_established(sk, o, task, 0);
 	return 0;
 }
