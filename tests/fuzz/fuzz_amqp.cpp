@@ -4,7 +4,7 @@
 // direction, bit 6 "gap", bits 0-5 length) and that many bytes. The first input byte selects a
 // prologue so the fuzzer also starts from a live, consuming connection (frames a random stream
 // rarely forms). Invariants: no crash or leak; settle events have deliver <= settle; dead-letter
-// and discard counts never exceed the settlements that can cause them.
+// and discard counts never exceed the settlements that can cause them; unacked <= delivered.
 #include <cstdint>
 #include <vector>
 
@@ -52,5 +52,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const auto& c = parser.counts();
   if (c.dead_lettered + c.discarded > c.nack + c.reject) __builtin_trap();
+  if (parser.unacked() > c.deliver) __builtin_trap();  // only deliveries create unacked entries
   return 0;
 }
