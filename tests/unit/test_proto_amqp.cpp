@@ -355,6 +355,10 @@ TEST(ProtoAmqp, PublisherConfirmsAreNotSettlements) {
   EXPECT_EQ(r.parser.counts().ack, 0u);
   EXPECT_EQ(r.parser.counts().nack, 0u);
   EXPECT_TRUE(r.events.empty());
+  // In-order single confirms, then a multiple one that covers only new sequence numbers.
+  for (uint64_t t = 6; t <= 1000; ++t) r.b2c(ack(1, t, false));
+  r.b2c(ack(1, 1003, true));
+  EXPECT_EQ(r.parser.counts().confirm_ack, 4u + 995u + 3u);
 }
 
 TEST(ProtoAmqp, CloseAndRecoverRequeue) {
@@ -452,8 +456,26 @@ TEST(ProtoAmqp, GarbageNeverWedges) {
     if (r.parser.gave_up() == AmqpGiveUp::kNone) {
       EXPECT_GT(r.parser.stats().resyncs + r.parser.stats().frames, 0u);
     }
-    EXPECT_LE(r.parser.unacked(), AmqpParser::kMaxTracked * AmqpParser::kMaxChannels);
+    EXPECT_LE(r.parser.unacked(), AmqpParser::kMaxTracked);
   }
+}
+
+TEST(ProtoAmqp, TrackingIsBoundedPerConnection) {
+  AmqpRun r;
+  r.c2b(consume(1, "q", "c"));
+  r.c2b(consume(2, "q", "c"));
+  std::vector<uint8_t> many;
+  for (uint64_t t = 1; t <= AmqpParser::kMaxTracked + 10; ++t) {
+    auto d = deliver(t % 2 ? 1 : 2, "c", t);
+    many.insert(many.end(), d.begin(), d.end());
+  }
+  r.b2c(many);
+  EXPECT_EQ(r.parser.unacked(), AmqpParser::kMaxTracked);
+  EXPECT_EQ(r.parser.counts().untracked, 10u);
+  EXPECT_EQ(r.parser.unacked(1) + r.parser.unacked(2), AmqpParser::kMaxTracked);
+  r.c2b(ack(1, 0, true));
+  r.c2b(ack(2, 0, true));
+  EXPECT_EQ(r.parser.unacked(), 0u);
 }
 
 TEST(ProtoAmqp, FrameHeaderHelpers) {

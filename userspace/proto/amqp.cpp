@@ -151,11 +151,7 @@ bool AmqpTopology::is_dead_letter_exchange(const std::string& exchange) const {
 AmqpParser::AmqpParser(Callback on_settle, AmqpTopology* topology)
     : on_settle_(std::move(on_settle)), topology_(topology ? topology : &own_topology_) {}
 
-size_t AmqpParser::unacked() const {
-  size_t n = 0;
-  for (const auto& [id, c] : channels_) n += c.unacked.size();
-  return n;
-}
+size_t AmqpParser::unacked() const { return tracked_; }
 
 size_t AmqpParser::unacked(uint16_t ch) const {
   auto it = channels_.find(ch);
@@ -392,7 +388,8 @@ void AmqpParser::on_method(AmqpDirection dir, uint16_t ch, const uint8_t* p, siz
         if (!queue.empty()) {
           topology_->declare_queue(queue, dlx);
         } else if (!no_wait) {
-          if (Channel* c = channel(ch)) c->pending_declare_dlx.push_back(dlx);
+          Channel* c = channel(ch);
+          if (c && c->pending_declare_dlx.size() < kMaxPerChannel) c->pending_declare_dlx.push_back(dlx);
         }
       } else if (method == AURUM_AMQP_QUEUE_DECLARE_OK && !from_client) {
         std::string queue = r.shortstr();
@@ -426,8 +423,8 @@ void AmqpParser::on_method(AmqpDirection dir, uint16_t ch, const uint8_t* p, siz
       if (!r.ok) return;
       con.no_ack = bits & 2;
       if (!tag.empty()) {
-        if (c->consumers.size() < kMaxChannels) c->consumers[tag] = con;
-      } else if (!(bits & 8)) {
+        if (c->consumers.size() < kMaxPerChannel) c->consumers[tag] = con;
+      } else if (!(bits & 8) && c->pending_consume.size() < kMaxPerChannel) {
         c->pending_consume.push_back(con);
       }
       return;
@@ -437,7 +434,7 @@ void AmqpParser::on_method(AmqpDirection dir, uint16_t ch, const uint8_t* p, siz
       std::string tag = r.shortstr();
       if (!r.ok || c->pending_consume.empty()) return;
       // consume-ok answers basic.consume in order; with a client-chosen tag it repeats it.
-      if (!c->consumers.count(tag) && c->consumers.size() < kMaxChannels)
+      if (!c->consumers.count(tag) && c->consumers.size() < kMaxPerChannel)
         c->consumers[tag] = c->pending_consume.front();
       c->pending_consume.pop_front();
       return;
@@ -466,7 +463,7 @@ void AmqpParser::on_method(AmqpDirection dir, uint16_t ch, const uint8_t* p, siz
         Consumer get;
         get.queue = r.shortstr();
         get.no_ack = r.u8() & 1;
-        if (r.ok && c->pending_get.size() < kMaxTracked) c->pending_get.push_back(get);
+        if (r.ok && c->pending_get.size() < kMaxPerChannel) c->pending_get.push_back(get);
       }
       return;
     case AURUM_AMQP_BASIC_GET_OK: {
@@ -546,11 +543,15 @@ void AmqpParser::on_delivery(uint16_t ch, const std::string& consumer_tag, bool 
   if (!known) source.queue = sole_queue(*c);
   c->header_for = tag;
   if (source.no_ack) return;
-  if (c->unacked.size() >= kMaxTracked) {
-    c->unacked.erase(c->unacked.begin());
+  if (tracked_ >= kMaxTracked) {
+    // A consumer that never acks, or garbage that looks like deliveries: keep memory bounded
+    // and count what is no longer tracked.
     ++counts_.untracked;
+    if (c->unacked.empty()) return;
+    c->unacked.erase(c->unacked.begin());
+    --tracked_;
   }
-  c->unacked[tag] = Delivery{ts, source.queue, false};
+  if (c->unacked.insert_or_assign(tag, Delivery{ts, source.queue, false}).second) ++tracked_;
 }
 
 void AmqpParser::on_content_header(AmqpDirection dir, uint16_t ch, const uint8_t* p, size_t n) {
@@ -623,6 +624,7 @@ void AmqpParser::settle(uint16_t ch, uint64_t tag, bool multiple, AmqpSettle how
     }
     Delivery d = std::move(it->second);
     c->unacked.erase(it);
+    --tracked_;
     emit(ch, tag, d, how, requeue, ts);
     return;
   }
@@ -633,11 +635,13 @@ void AmqpParser::settle(uint16_t ch, uint64_t tag, bool multiple, AmqpSettle how
     ++*counter;
     emit(ch, it->first, it->second, how, requeue, ts);
     it = c->unacked.erase(it);
+    --tracked_;
   }
 }
 
 void AmqpParser::settle_all(Channel& c, uint16_t ch, AmqpSettle how, uint64_t ts) {
   for (auto& [tag, d] : c.unacked) emit(ch, tag, d, how, true, ts);
+  tracked_ -= c.unacked.size();
   c.unacked.clear();
 }
 
@@ -655,7 +659,14 @@ void AmqpParser::confirm(uint16_t ch, uint64_t tag, bool multiple, bool ack) {
   // count them twice.
   if (!multiple) {
     if (tag > c->confirmed_upto && c->confirmed_singles.insert(tag).second) ++counter;
-    if (c->confirmed_singles.size() > kMaxTracked) c->confirmed_singles.erase(c->confirmed_singles.begin());
+    // In-order single confirms (the common case without `multiple`) move the watermark, so the
+    // set only holds the out-of-order ones.
+    while (!c->confirmed_singles.empty() && *c->confirmed_singles.begin() == c->confirmed_upto + 1) {
+      c->confirmed_singles.erase(c->confirmed_singles.begin());
+      ++c->confirmed_upto;
+    }
+    if (c->confirmed_singles.size() > kMaxPerChannel * 16)
+      c->confirmed_singles.erase(c->confirmed_singles.begin());
     return;
   }
   if (tag <= c->confirmed_upto) return;

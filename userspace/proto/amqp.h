@@ -78,7 +78,7 @@ struct AmqpCounts {
   uint64_t x_death_deliveries = 0;  // deliveries whose headers carry x-death
   uint64_t redelivered = 0;      // deliveries with the redelivered bit
   uint64_t unknown_tag = 0;      // single settlements of a tag never seen delivered
-  uint64_t untracked = 0;        // deliveries dropped from tracking by the per-channel cap
+  uint64_t untracked = 0;        // deliveries dropped from tracking by the per-connection cap
 };
 
 struct AmqpStats {
@@ -132,8 +132,9 @@ class AmqpParser {
   const AmqpTopology& topology() const { return *topology_; }
 
   static constexpr size_t kKeepPayload = 16 * 1024;  // bytes of a method/header frame decoded
-  static constexpr size_t kMaxTracked = 65536;       // unacked deliveries tracked per channel
-  static constexpr size_t kMaxChannels = 2048;
+  static constexpr size_t kMaxTracked = 65536;       // unacked deliveries tracked per connection
+  static constexpr size_t kMaxChannels = 1024;
+  static constexpr size_t kMaxPerChannel = 64;       // consumers, pending gets/consumes/declares
   static constexpr size_t kScanBuffer = 8192;        // frames up to this size can resync
   static constexpr size_t kMaxScan = 1 << 20;
   static constexpr int kMaxResyncs = 16;
@@ -201,6 +202,7 @@ class AmqpParser {
   Stream c2b_, b2c_;
   std::unordered_map<uint16_t, Channel> channels_;
   uint32_t frame_max_ = 0;  // negotiated by connection.tune-ok; 0 = not seen
+  size_t tracked_ = 0;      // unacked entries over all channels
   int resyncs_ = 0;
   AmqpGiveUp gave_up_ = AmqpGiveUp::kNone;
   AmqpCounts counts_;
