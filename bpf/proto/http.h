@@ -36,11 +36,12 @@ enum aurum_http_method {
 };
 
 #define AURUM_HTTP_STATUS_MIN 100
+#define AURUM_HTTP_STATUS_MAX 599
+
 /* Eight bytes packed little-endian, to compare a whole token against a loaded word at once. */
 #define AURUM_HTTP_NAME8(a, b, c, d, e, f, g, h)                                                   \
 	((__u64)(a) | ((__u64)(b) << 8) | ((__u64)(c) << 16) | ((__u64)(d) << 24) |                \
 	 ((__u64)(e) << 32) | ((__u64)(f) << 40) | ((__u64)(g) << 48) | ((__u64)(h) << 56))
-#define AURUM_HTTP_STATUS_MAX 599
 
 /* The first 8 bytes of `p`, little-endian: byte i of the buffer is bits 8i..8i+7. */
 static __always_inline __u64 aurum_http_le64(const __u8 *p)
