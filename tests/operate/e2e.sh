@@ -146,7 +146,7 @@ if node "$HERE/e2e.mjs" wait-alert "$WORK/webhook.jsonl" AurumHTTP5xxRatioHigh f
   node "$HERE/e2e.mjs" wait-alert "$WORK/webhook.jsonl" AurumHTTP5xxRatioHigh resolved 600 /page || fail=1
 else
   fail=1
-  curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query?query=aurum:http_server_5xx:ratio_rate5m" >&2 || true
+  { curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query?query=aurum:http_server_5xx:ratio_rate5m"; echo; } >&2 || true
 fi
 ((fail == 0)) && log "PASS" || log "FAIL (work dir $WORK is removed on exit; AURUM_E2E_KEEP=1 keeps it)"
 exit $fail
