@@ -22,7 +22,13 @@ case $check in
     ln -s "$ROOT/alerting/rules" "$SCRATCH/rules"
     node "$HERE/check-prometheus.mjs" "$SCRATCH"
     promtool check config "$SCRATCH/prometheus.yml"
-    promtool check config "$SCRATCH/prometheus-kubernetes.yml" ;;
+    promtool check config "$SCRATCH/prometheus-kubernetes.yml"
+    # the configs the end-to-end test derives from these files stay valid too
+    mkdir "$SCRATCH/e2e"
+    node "$HERE/e2e.mjs" configs 19190 19193 19194 9890 "$SCRATCH/e2e"
+    promtool check config "$SCRATCH/e2e/prometheus.yml" >/dev/null
+    amtool check-config "$SCRATCH/e2e/alertmanager.yml" >/dev/null
+    echo "ok   e2e configs derived from deploy/ are valid" ;;
   alertmanager) # syntax, and where each severity the alerts use is routed
     amtool check-config deploy/alertmanager/alertmanager.yml
     for sev in $(grep -ho 'severity: [a-z]*' alerting/rules/*.yml | awk '{print $2}' | sort -u); do
