@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "collectors/stream.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "bpf/proto/amqp.h"
+#include "bpf/proto/pgsql.h"
+#include "core/fd.h"
+#include "core/log.h"
+#include "metrics/family.h"
+#include "stream.skel.h"
+
+namespace aurum {
+
+namespace {
+
+// db_client_operation_duration_seconds advice of the semantic conventions.
+constexpr double kDbBounds[StreamCollector::kDbBuckets] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
+// Deliver-to-settle: consumers hold messages from microseconds to minutes.
+constexpr double kSettleBounds[StreamCollector::kDbBuckets] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
+
+// Programs whose listening ports carry these protocols, found without configuration.
+std::uint8_t proto_of_exe(const std::string &exe)
+{
+	if (exe == "postgres" || exe == "postmaster")
+		return AURUM_STREAM_PGSQL;
+	if (exe == "beam.smp" || exe == "rabbitmq-server")
+		return AURUM_STREAM_AUTO; // the broker also serves HTTP (management, prometheus)
+	return AURUM_STREAM_NONE;
+}
+
+} // namespace
+
+void StreamCollector::Hist::observe(double s)
+{
+	int i = 0;
+	while (i < kDbBuckets && s > kDbBounds[i])
+		i++;
+	counts[i]++;
+	sum += s;
+}
+
+void StreamCollector::Hist::add(const Hist &o)
+{
+	for (int i = 0; i <= kDbBuckets; i++)
+		counts[i] += o.counts[i];
+	sum += o.sum;
+}
+
+bool StreamCollector::key_less(const aurum_proc_key &a, const aurum_proc_key &b)
+{
+	return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
+}
+
+struct StreamCollector::Impl {
+	Skeleton<stream_bpf> skel{stream_bpf__open(), stream_bpf__destroy, "stream"};
+	UniqueFd cgroup;
+	ring_buffer *rb = nullptr;
+	~Impl()
+	{
+		if (rb)
+			ring_buffer__free(rb);
+	}
+};
+
+StreamCollector::StreamCollector(const Features &features, identity::ProcFs procfs, Options opts)
+	: impl_(std::make_unique<Impl>()), procfs_(std::move(procfs)), opts_(std::move(opts))
+{
+	auto *skel = impl_->skel.get();
+	programs_ = std::make_unique<ProgramSet>("stream", skel->obj);
+	auto attach_cgroup = [this](bpf_program *p) { return bpf_program__attach_cgroup(p, impl_->cgroup.get()); };
+	const std::vector<Feature> needs = {Feature::cgroup_skb, Feature::ringbuf, Feature::sk_storage};
+	programs_->choose({{"cgroup_skb/ingress", false, "PostgreSQL and AMQP wire metrics", {{"cgroup_skb", {"stream_ingress"}, needs}}, attach_cgroup},
+			   {"cgroup_skb/egress", false, "PostgreSQL and AMQP wire metrics", {{"cgroup_skb", {"stream_egress"}, needs}}, attach_cgroup}},
+			  features);
+	if (programs_->chosen("cgroup_skb/ingress").empty()) {
+		// Nothing to load: report the hooks as unavailable and stay idle.
+		bpf_map__set_autocreate(skel->maps.stream_rb, false);
+		return;
+	}
+	impl_->cgroup.reset(::open(features.cgroup2_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!impl_->cgroup)
+		throw Error("stream: open cgroup v2 root " + features.cgroup2_path(), errno);
+	if (opts_.sock_owner_fd >= 0 && bpf_map__reuse_fd(skel->maps.sock_owner, opts_.sock_owner_fd))
+		throw Error("stream: reuse the net component's sock_owner map", errno);
+	if (int err = stream_bpf__load(skel))
+		throw Error("load stream BPF programs (see the libbpf lines above)", err);
+	programs_->attach();
+
+	int ports = bpf_map__fd(skel->maps.stream_ports);
+	std::map<std::uint16_t, std::uint8_t> initial = {{5432, AURUM_STREAM_PGSQL}, {5672, AURUM_STREAM_AMQP}};
+	for (const auto &[p, proto] : opts_.ports)
+		initial[p] = proto;
+	for (const auto &[p, proto] : initial) {
+		__u32 k = p;
+		__u8 v = proto;
+		bpf_map_update_elem(ports, &k, &v, BPF_ANY);
+		ports_set_[p] = proto;
+	}
+
+	impl_->rb = ring_buffer__new(
+		bpf_map__fd(skel->maps.stream_rb),
+		[](void *ctx, void *data, size_t size) -> int {
+			if (size < sizeof(aurum_stream_event))
+				return 0;
+			aurum_stream_event e;
+			std::memcpy(&e, data, sizeof e);
+			if (sizeof e + e.copied > size)
+				e.copied = static_cast<__u32>(size - sizeof e);
+			static_cast<StreamCollector *>(ctx)->handle(e, static_cast<const std::uint8_t *>(data) + sizeof e);
+			return 0;
+		},
+		this, nullptr);
+	if (!impl_->rb)
+		throw Error("stream: ring_buffer__new", errno);
+	consumer_ = std::thread([this] { consume(); });
+}
+
+StreamCollector::~StreamCollector()
+{
+	stop_ = true;
+	if (consumer_.joinable())
+		consumer_.join();
+	programs_->detach();
+}
+
+void StreamCollector::consume()
+{
+	while (!stop_) {
+		int n = ring_buffer__poll(impl_->rb, 100);
+		if (n < 0 && n != -EINTR) {
+			log::error("stream: ring buffer poll: %s", std::strerror(-n));
+			return;
+		}
+	}
+}
+
+void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *data)
+{
+	std::lock_guard lock(mu_);
+	auto &c = conns_[e.cookie];
+	bool ingress = e.flags & AURUM_STREAM_INGRESS;
+	if (c.proto == AURUM_STREAM_NONE) {
+		c.proto = e.proto;
+		c.server = e.flags & AURUM_STREAM_SERVER;
+		c.server_port = c.server ? e.local_port : e.remote_port;
+	}
+	if (e.owner.tgid)
+		c.owner = e.owner;
+	c.last_ns = e.ts_ns;
+	if (c.ignored)
+		return;
+
+	// Sequence numbers: drop what was seen (retransmits), turn holes into gaps.
+	Dir &d = ingress ? c.in : c.out;
+	std::uint64_t skip = 0;
+	if (d.seen) {
+		auto delta = static_cast<std::int32_t>(e.seq - d.next_seq);
+		if (delta < 0) {
+			skip = static_cast<std::uint64_t>(-static_cast<std::int64_t>(delta));
+			if (skip >= e.len)
+				return; // all of it was seen already
+		} else if (delta > 0) {
+			gap(c, ingress, static_cast<std::uint64_t>(delta));
+		}
+	}
+	d.seen = true;
+	d.next_seq = e.seq + e.len;
+	std::uint64_t have = e.copied;
+	if (skip < have)
+		feed(c, ingress, data + skip, static_cast<std::size_t>(have - skip), e.ts_ns);
+	if (e.len > have)
+		gap(c, ingress, e.len - std::max<std::uint64_t>(have, skip));
+}
+
+void StreamCollector::feed(Conn &c, bool ingress, const std::uint8_t *data, std::size_t len, std::uint64_t ts)
+{
+	// Client-to-server bytes arrive on the server's socket and leave the client's.
+	bool to_server = c.server ? ingress : !ingress;
+	if (c.proto == AURUM_STREAM_AUTO && !c.pg && !c.amqp) {
+		if (!to_server)
+			return; // the client speaks first in both protocols
+		if (aurum_amqp_protocol_header(data, static_cast<__u32>(len)) == 1)
+			c.proto = AURUM_STREAM_AMQP;
+		else if (aurum_pgsql_startup_kind(data, static_cast<__u32>(len)) > 0)
+			c.proto = AURUM_STREAM_PGSQL;
+		else {
+			c.ignored = true;
+			return;
+		}
+	}
+	if (c.proto == AURUM_STREAM_PGSQL) {
+		if (!c.pg) {
+			auto *self = this;
+			Conn *conn = &c;
+			c.pg = std::make_unique<proto::PgsqlParser>([self, conn](const proto::PgQueryEvent &q) {
+				if (!conn->owner.tgid) {
+					self->unknown_owner_events_++;
+					return;
+				}
+				auto &t = self->totals(conn->owner);
+				PgKey k{conn->server, q.error_class, conn->server ? std::uint16_t(0) : conn->server_port};
+				t.pg[k].observe(static_cast<double>(q.end_ns - q.start_ns) / 1e9);
+			});
+		}
+		c.pg->feed(to_server ? proto::PgDirection::kFrontend : proto::PgDirection::kBackend, data, len, ts);
+	} else if (c.proto == AURUM_STREAM_AMQP) {
+		if (!c.amqp) {
+			auto *self = this;
+			Conn *conn = &c;
+			c.amqp = std::make_unique<proto::AmqpParser>(
+				[self, conn](const proto::AmqpSettleEvent &s) {
+					if (!conn->owner.tgid || s.deliver_ns == 0 || s.settle_ns < s.deliver_ns)
+						return;
+					if (s.how == proto::AmqpSettle::kAck || s.how == proto::AmqpSettle::kNack ||
+					    s.how == proto::AmqpSettle::kReject)
+						self->totals(conn->owner).amqp_settle.observe(
+							static_cast<double>(s.settle_ns - s.deliver_ns) / 1e9);
+				},
+				&topology_);
+		}
+		c.amqp->feed(to_server ? proto::AmqpDirection::kClientToBroker : proto::AmqpDirection::kBrokerToClient,
+			     data, len, ts);
+		account_amqp(c);
+	}
+}
+
+void StreamCollector::gap(Conn &c, bool ingress, std::uint64_t n)
+{
+	bool to_server = c.server ? ingress : !ingress;
+	if (c.pg)
+		c.pg->gap(to_server ? proto::PgDirection::kFrontend : proto::PgDirection::kBackend, n);
+	if (c.amqp) {
+		c.amqp->gap(to_server ? proto::AmqpDirection::kClientToBroker : proto::AmqpDirection::kBrokerToClient, n);
+		account_amqp(c);
+	}
+}
+
+void StreamCollector::account_amqp(Conn &c)
+{
+	if (!c.owner.tgid)
+		return; // counted once the owner is known: amqp_seen stays behind until then
+	const auto &now = c.amqp->counts();
+	auto &t = totals(c.owner).amqp;
+	auto &was = c.amqp_seen;
+#define AURUM_DELTA(field) t.field += now.field - was.field
+	AURUM_DELTA(publish);
+	AURUM_DELTA(deliver);
+	AURUM_DELTA(ack);
+	AURUM_DELTA(nack);
+	AURUM_DELTA(reject);
+	AURUM_DELTA(dead_lettered);
+	AURUM_DELTA(dlx_deliveries);
+	AURUM_DELTA(requeued);
+#undef AURUM_DELTA
+	was = now;
+}
+
+StreamCollector::ProcTotals &StreamCollector::totals(const aurum_proc_key &owner)
+{
+	auto [it, fresh] = procs_.try_emplace(owner);
+	if (fresh || it->second.comm.empty()) {
+		// Read now, while the process (often a short-lived database backend) still exists.
+		if (auto st = procfs_.stat(static_cast<pid_t>(owner.tgid));
+		    st && identity::ServiceDirectory::same_start(owner.start_ns, st->start_ticks))
+			it->second.comm = st->comm;
+	}
+	return it->second;
+}
+
+void StreamCollector::update_ports(identity::ServiceDirectory &dir)
+{
+	if (!impl_->rb)
+		return;
+	int fd = bpf_map__fd(impl_->skel->maps.stream_ports);
+	for (const auto *svc : dir.services()) {
+		for (pid_t pid : dir.pids_of(svc->id)) {
+			auto info = procfs_.stat(pid);
+			if (!info)
+				continue;
+			std::uint8_t proto = proto_of_exe(info->comm);
+			if (proto == AURUM_STREAM_NONE)
+				continue;
+			for (auto port : procfs_.listening_ports(pid)) {
+				if (ports_set_.count(port))
+					continue;
+				__u32 k = port;
+				__u8 v = proto;
+				if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) == 0) {
+					ports_set_[port] = proto;
+					log::info("stream: port %u of %s (pid %d) carries %s", port, info->comm.c_str(), pid,
+						  proto == AURUM_STREAM_PGSQL ? "PostgreSQL" : "PostgreSQL or AMQP");
+				}
+			}
+		}
+	}
+}
+
+void StreamCollector::poll(identity::ServiceDirectory &dir)
+{
+	if (!impl_->rb)
+		return;
+	update_ports(dir);
+	std::lock_guard lock(mu_);
+	for (auto &[key, t] : procs_) {
+		auto sid = dir.service_of(key, t.comm.c_str(), 0);
+		auto &s = services_[sid];
+		for (auto &[k, h] : t.pg)
+			s.pg[k].add(h);
+		s.amqp_settle.add(t.amqp_settle);
+		auto &a = s.amqp, &b = t.amqp;
+		a.publish += b.publish, a.deliver += b.deliver, a.ack += b.ack, a.nack += b.nack, a.reject += b.reject;
+		a.dead_lettered += b.dead_lettered, a.dlx_deliveries += b.dlx_deliveries, a.requeued += b.requeued;
+	}
+	procs_.clear();
+	// In flight: delivered and not settled, over the live connections of each service.
+	unacked_.clear();
+	std::uint64_t newest = 0;
+	for (const auto &[cookie, c] : conns_)
+		newest = std::max(newest, c.last_ns);
+	for (auto it = conns_.begin(); it != conns_.end();) {
+		auto &c = it->second;
+		bool idle = newest > c.last_ns &&
+			    newest - c.last_ns > static_cast<std::uint64_t>(opts_.idle_connection.count()) * 1000000000ULL;
+		bool dead = c.owner.tgid && !dir.alive(c.owner);
+		if (idle || dead) {
+			if (c.pg)
+				malformed_ += c.pg->stats().malformed;
+			if (c.amqp)
+				malformed_ += c.amqp->stats().malformed;
+			it = conns_.erase(it);
+			continue;
+		}
+		if (c.amqp && c.owner.tgid)
+			unacked_[dir.service_of(c.owner, "", 0)] += c.amqp->unacked();
+		++it;
+	}
+}
+
+void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out)
+{
+	using prometheus::MetricType;
+	for (auto it = services_.begin(); it != services_.end();)
+		it = dir.exists(it->first) ? std::next(it) : services_.erase(it);
+	auto server = metrics::family("aurum_db_server_query_duration_seconds",
+				      "PostgreSQL queries answered by the service, from the query's arrival to "
+				      "ReadyForQuery leaving (wire protocol, stream capture).",
+				      MetricType::Histogram);
+	auto client = metrics::family("db_client_operation_duration_seconds",
+				      "PostgreSQL queries the service sent, from the query leaving to ReadyForQuery "
+				      "arriving (wire protocol, stream capture).",
+				      MetricType::Histogram);
+	auto msgs = metrics::family("aurum_amqp_messages_total",
+				    "AMQP 0-9-1 messages on the service's sockets by operation (publish, deliver, "
+				    "ack, nack, reject; multiple acks count each message).",
+				    MetricType::Counter);
+	auto dl = metrics::family("aurum_amqp_dead_lettered_messages_total",
+				  "Messages rejected or nacked with requeue=false on queues with a dead-letter "
+				  "exchange, plus deliveries from a known dead-letter exchange.",
+				  MetricType::Counter);
+	auto unacked = metrics::family("aurum_amqp_unacked_messages",
+				       "Messages delivered on the service's connections and not yet settled.",
+				       MetricType::Gauge);
+	auto settle = metrics::family("aurum_amqp_delivery_settle_duration_seconds",
+				      "Time from basic.deliver to the ack, nack or reject that settled it.",
+				      MetricType::Histogram);
+	std::vector<double> bounds(kDbBounds, kDbBounds + kDbBuckets);
+	std::vector<double> sbounds(kSettleBounds, kSettleBounds + kDbBuckets);
+	for (const auto &[sid, t] : services_) {
+		auto labels = dir.labels(sid);
+		for (const auto &[k, h] : t.pg) {
+			auto l = labels;
+			l.push_back({"db_system_name", "postgresql"});
+			l.push_back({"error_type", k.error_class});
+			if (!k.server)
+				l.push_back({"server_port", std::to_string(k.server_port)});
+			metrics::add_histogram(k.server ? server : client, l, bounds, h.counts, h.sum);
+		}
+		const auto &a = t.amqp;
+		bool amqp = a.publish + a.deliver + a.ack + a.nack + a.reject + a.dead_lettered + a.dlx_deliveries > 0;
+		if (!amqp)
+			continue;
+		const std::pair<const char *, std::uint64_t> ops[] = {
+			{"publish", a.publish}, {"deliver", a.deliver}, {"ack", a.ack}, {"nack", a.nack}, {"reject", a.reject}};
+		for (const auto &[op, n] : ops) {
+			auto l = labels;
+			l.push_back({"operation", op});
+			metrics::add_counter(msgs, l, static_cast<double>(n));
+		}
+		metrics::add_counter(dl, labels, static_cast<double>(a.dead_lettered + a.dlx_deliveries));
+		metrics::add_gauge(unacked, labels, static_cast<double>(unacked_.count(sid) ? unacked_.at(sid) : 0));
+		metrics::add_histogram(settle, labels, sbounds, t.amqp_settle.counts, t.amqp_settle.sum);
+	}
+	out.push_back(std::move(server));
+	out.push_back(std::move(client));
+	out.push_back(std::move(msgs));
+	out.push_back(std::move(dl));
+	out.push_back(std::move(unacked));
+	out.push_back(std::move(settle));
+}
+
+std::vector<HookStatus> StreamCollector::hooks() const { return programs_->status(); }
+std::vector<ProgramStats> StreamCollector::program_stats() const { return programs_->stats(); }
+
+std::vector<Loss> StreamCollector::losses() const
+{
+	std::vector<Loss> out;
+	if (impl_->rb) {
+		__u32 k = AURUM_STREAM_LOSS_RINGBUF_FULL;
+		__u64 v = 0;
+		bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.stream_lost), &k, &v);
+		out.push_back({"ringbuf_full", v});
+		// Exchanges on sockets whose owner the net component never learned: not attributed.
+		out.push_back({"owner_unknown", unknown_owner_events_});
+	}
+	return out;
+}
+
+} // namespace aurum

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// PostgreSQL and AMQP 0-9-1 from the wire (issue 5): the kernel copies the TCP payload of
+// segments on database and broker ports into a ringbuf (bpf/stream.bpf.c); a thread here feeds
+// each socket's bytes, in sequence order, to the protocol state machines of userspace/proto/,
+// and keeps per-process totals that poll() folds per service.
+#pragma once
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "bpf/stream.h"
+#include "collectors/collector.h"
+#include "identity/procfs.h"
+#include "proto/amqp.h"
+#include "proto/pgsql.h"
+
+namespace aurum {
+
+class StreamCollector : public Collector {
+public:
+	struct Options {
+		int sock_owner_fd = -1;               // the net component's map, shared; -1: own map
+		std::map<std::uint16_t, std::uint8_t> ports; // extra port -> enum aurum_stream_proto
+		std::chrono::seconds idle_connection{600};    // forget a connection's state after this
+	};
+	StreamCollector(const Features &features, identity::ProcFs procfs, Options opts);
+	~StreamCollector() override;
+	const char *name() const override { return "stream"; }
+	void poll(identity::ServiceDirectory &dir) override;
+	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
+	std::vector<HookStatus> hooks() const override;
+	std::vector<ProgramStats> program_stats() const override;
+	std::vector<Loss> losses() const override;
+
+	// One event from the ringbuf; public so that tests can drive the reassembly without a kernel.
+	void handle(const aurum_stream_event &e, const std::uint8_t *data);
+
+	// Per-process totals, exposed for tests.
+	struct PgKey {
+		bool server;
+		std::string error_class;
+		std::uint16_t server_port;
+		bool operator<(const PgKey &o) const
+		{
+			return std::tie(server, error_class, server_port) < std::tie(o.server, o.error_class, o.server_port);
+		}
+	};
+	static constexpr int kDbBuckets = 9; // 1 ms .. 10 s, the semantic conventions' advice
+	struct Hist {
+		std::uint64_t counts[kDbBuckets + 1] = {};
+		double sum = 0;
+		void observe(double seconds);
+		void add(const Hist &o);
+	};
+	struct ProcTotals {
+		std::string comm; // names the process if it is gone before poll() (a short backend)
+		std::map<PgKey, Hist> pg;
+		proto::AmqpCounts amqp{};
+		Hist amqp_settle;
+		std::uint64_t amqp_dead_lettered = 0;
+	};
+
+private:
+	struct Dir {
+		bool seen = false;
+		std::uint32_t next_seq = 0;
+	};
+	struct Conn {
+		std::uint8_t proto = AURUM_STREAM_NONE;
+		bool server = false;
+		bool ignored = false; // an "auto" port whose first bytes were neither protocol
+		aurum_proc_key owner{};
+		std::uint16_t server_port = 0;
+		Dir in, out;
+		std::unique_ptr<proto::PgsqlParser> pg;
+		std::unique_ptr<proto::AmqpParser> amqp;
+		proto::AmqpCounts amqp_seen{};
+		std::uint64_t last_ns = 0;
+	};
+	void feed(Conn &c, bool ingress, const std::uint8_t *data, std::size_t len, std::uint64_t ts);
+	void gap(Conn &c, bool ingress, std::uint64_t n);
+	void account_amqp(Conn &c);
+	ProcTotals &totals(const aurum_proc_key &owner);
+	void consume();
+	void update_ports(identity::ServiceDirectory &dir);
+	static bool key_less(const aurum_proc_key &a, const aurum_proc_key &b);
+
+	struct Impl;
+	std::unique_ptr<Impl> impl_;
+	std::unique_ptr<ProgramSet> programs_;
+	identity::ProcFs procfs_;
+	Options opts_;
+
+	// Written by the consumer thread, read by poll(): guarded by mu_.
+	std::mutex mu_;
+	std::unordered_map<std::uint64_t, Conn> conns_;
+	struct KeyLess {
+		bool operator()(const aurum_proc_key &a, const aurum_proc_key &b) const { return key_less(a, b); }
+	};
+	std::map<aurum_proc_key, ProcTotals, KeyLess> procs_;
+	proto::AmqpTopology topology_;
+	std::uint64_t malformed_ = 0;
+	std::atomic<std::uint64_t> unknown_owner_events_{0};
+
+	// Per-service totals (poll folds procs_ into these under the agent lock).
+	std::map<identity::ServiceId, ProcTotals> services_;
+	std::map<identity::ServiceId, std::uint64_t> unacked_;
+	std::map<std::uint16_t, std::uint8_t> ports_set_;
+
+	std::atomic<bool> stop_{false};
+	std::thread consumer_;
+};
+
+} // namespace aurum
