@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "agent.h"
 
+#include "collectors/http.h"
 #include "collectors/memory.h"
 #include "collectors/net.h"
 #include "collectors/sched.h"
+#include "collectors/stream.h"
 #include "core/log.h"
 #include "metrics/family.h"
 
@@ -23,6 +25,18 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	so.max_processes = opts.max_processes;
 	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
 	collectors_.push_back(std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes}));
+
+	HttpCollector::Options ho;
+	ho.routes = cfg.http_routes;
+	ho.max_services = dopts.max_services;
+	for (const auto &c : collectors_)
+		if (const auto *net = dynamic_cast<const NetCollector *>(c.get()))
+			ho.sock_owner_fd = net->sock_owner_map_fd();
+	collectors_.push_back(std::make_unique<HttpCollector>(features, ho));
+
+	StreamCollector::Options sto;
+	sto.sock_owner_fd = ho.sock_owner_fd;
+	collectors_.push_back(std::make_unique<StreamCollector>(features, procfs, sto));
 
 	std::string mountinfo;
 	identity::read_file(opts.proc_root + "/self/mountinfo", mountinfo, 4 << 20);
