@@ -115,6 +115,18 @@ TEST_F(StorageCollectorTest, VanishedDirectoryIsNotExported) {
   EXPECT_NE(logs[0].find("cannot stat"), std::string::npos);
 }
 
+TEST_F(StorageCollectorTest, EntryPointRunsItsOwnThread) {
+  write("svc/data", 30000);
+  const YAML::Node cfg = YAML::Load("storage:\n  - service: svc\n    path: " + root_ + "/svc\n");
+  auto c = start_from_config(cfg["storage"], "t.yaml");
+  std::optional<double> v;
+  for (int i = 0; i < 200 && !(v = value(*c, "aurum_storage_used_bytes", {{"service_name", "svc"}, {"path", root_ + "/svc"}}));
+       ++i)
+    std::this_thread::sleep_for(20ms);
+  c->stop();
+  EXPECT_EQ(v, static_cast<double>(du_bytes(root_ + "/svc")));
+}
+
 // The cost of walking, and that the duty cycle holds it to slice/tick of a core. The tree has
 // AURUM_STORAGE_BENCH_FILES files (default 20,000; docs/metrics.md has a 100,000-file run).
 TEST_F(StorageCollectorTest, WalkStaysWithinItsCpuBudget) {
