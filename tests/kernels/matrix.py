@@ -382,8 +382,8 @@ def cmd_docs(args):
     # forced runs
     forced = sorted(set(n[len("check-off-"):] for r in cols for n in r.steps if n.startswith("check-off-")))
     if forced:
-        w("\n## With one feature forced off (`aurum --check --force-off <feature>`)\n\n"
-          "Hooks whose variant differs from the unforced run; `=` means none changed.\n\n"
+        w("\n## With features forced off (`aurum --check --force-off <feature>[,<feature>]`)\n\n"
+          "One run per feature that a chosen variant uses, then the fallback chains walked down (every feature chosen so far forced off). Hooks whose variant differs from the unforced run; `=` means none changed.\n\n"
           "| forced off | %s |\n|---|%s\n" % (" | ".join(head(r) for r in cols), "---|" * len(cols)))
         for f in forced:
             cells = []
