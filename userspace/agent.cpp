@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "agent.h"
 
+#include <unistd.h>
+
 #include "collectors/http.h"
 #include "collectors/memory.h"
 #include "collectors/net.h"
@@ -13,6 +15,7 @@ namespace aurum {
 
 Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features &features) : features_(features)
 {
+	proc_root_ = opts.proc_root;
 	identity::ProcFs procfs(opts.proc_root);
 	identity::Resolver resolver(cfg.rules, identity::KubeDirectory(opts.log_root),
 				    [procfs](pid_t pid) { return procfs.listening_ports(pid); });
@@ -63,6 +66,36 @@ void Agent::housekeeping()
 	refresh_locked(true);
 	for (auto &c : collectors_)
 		c->poll(*dir_);
+}
+
+std::vector<std::pair<std::string, std::string>> Agent::data_directories() const
+{
+	std::lock_guard lock(mu_);
+	std::vector<std::pair<std::string, std::string>> out;
+	identity::ProcFs procfs(proc_root_);
+	for (const auto *svc : dir_->services()) {
+		for (pid_t pid : dir_->pids_of(svc->id)) {
+			auto st = procfs.stat(pid);
+			if (!st)
+				continue;
+			bool pg = st->comm == "postgres" || st->comm == "postmaster";
+			bool my = st->comm == "mysqld" || st->comm == "mariadbd";
+			if (!pg && !my)
+				continue;
+			// Only the postmaster: its backends share the directory and the parent's name.
+			if (pg) {
+				auto parent = procfs.stat(st->ppid);
+				if (parent && (parent->comm == "postgres" || parent->comm == "postmaster"))
+					continue;
+			}
+			char buf[4096];
+			ssize_t n = ::readlink((proc_root_ + "/" + std::to_string(pid) + "/cwd").c_str(), buf, sizeof buf - 1);
+			if (n <= 1)
+				continue;
+			out.emplace_back(svc->identity.name, std::string(buf, static_cast<size_t>(n)));
+		}
+	}
+	return out;
 }
 
 std::vector<HookStatus> Agent::hooks() const

@@ -34,10 +34,15 @@ public:
 	// Periodic work between scrapes: rescan /proc, fold what dead processes left in the maps.
 	void housekeeping();
 	std::vector<HookStatus> hooks() const;
+	// Data directories of database processes, found without configuration: a PostgreSQL
+	// postmaster's working directory is its data directory (it chdirs there at start), and so is
+	// mysqld's / mariadbd's. (service_name, path) pairs.
+	std::vector<std::pair<std::string, std::string>> data_directories() const;
 
 private:
 	void refresh_locked(bool force) const;
 	const Features &features_;
+	std::string proc_root_;
 	mutable std::mutex mu_;
 	mutable std::unique_ptr<identity::ServiceDirectory> dir_;
 	std::vector<std::unique_ptr<Collector>> collectors_;

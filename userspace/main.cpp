@@ -15,6 +15,10 @@
 #include "core/features.h"
 #include "core/log.h"
 #include "core/privileges.h"
+#include "s3/config.h"
+#include "s3/s3.h"
+#include "storage/collector.h"
+#include "storage/config.h"
 
 using namespace aurum;
 
@@ -101,6 +105,7 @@ int main(int argc, char **argv)
 	AgentOptions aopts;
 	config::Config cfg;
 	std::set<Feature> forced;
+	std::vector<storage::Target> storage_targets;
 	try {
 		args = options.parse(argc, argv);
 		if (args.count("help")) {
@@ -119,6 +124,9 @@ int main(int argc, char **argv)
 		log::set_level(lvl);
 		if (args.count("config.file"))
 			cfg = config::load_file(args["config.file"].as<std::string>());
+		// The delegated sections are checked now, so that a bad one stops start-up with exit 2.
+		storage_targets = storage::parse_config(cfg.storage, cfg.source);
+		s3::parse_config(cfg.s3, cfg.source);
 		if (args.count("force-off"))
 			forced = parse_force_off(args["force-off"].as<std::vector<std::string>>());
 		aopts.max_services = args["max-services"].as<unsigned>();
@@ -188,6 +196,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	exposer->RegisterCollectable(agent, args["web.telemetry-path"].as<std::string>());
+	// Collectors with threads of their own (they serve the same path as the agent).
+	auto storage = std::make_shared<storage::StorageCollector>(storage_targets);
+	storage->start();
+	exposer->RegisterCollectable(storage, args["web.telemetry-path"].as<std::string>());
+	std::shared_ptr<s3::S3Collector> s3collector;
+	try {
+		s3collector = s3::start_from_config(cfg.s3);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "aurum: %s\n", e.what());
+		return kExitUsage;
+	}
+	if (s3collector)
+		exposer->RegisterCollectable(s3collector, args["web.telemetry-path"].as<std::string>());
+	auto discover_storage = [&] {
+		std::vector<storage::Target> found;
+		for (auto &[svc, path] : agent->data_directories())
+			found.push_back({svc, path});
+		storage->set_targets(std::move(found));
+	};
+	discover_storage();
 	exposer->RegisterCollectable(std::make_shared<Healthy>(), "/healthz");
 	log::info("aurum %s serving %s%s on %s", AURUM_VERSION, "", args["web.telemetry-path"].as<std::string>().c_str(),
 		  listen.c_str());
@@ -201,8 +229,11 @@ int main(int argc, char **argv)
 			break;
 		}
 		agent->housekeeping();
+		discover_storage();
 	}
 	exposer.reset();
+	storage->stop();
+	s3collector.reset();
 	agent.reset();
 	if (stats_fd >= 0)
 		::close(stats_fd);
