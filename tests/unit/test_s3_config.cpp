@@ -66,6 +66,10 @@ TEST(S3Config, ErrorsNameTheKeyAndTheLine) {
             "test.yaml:4: s3.endpoints[0].interval_seconds: expected a positive integer, got 'soon'");
   EXPECT_EQ(error_of("s3:\n  endpoints:\n    - url: http://a\n    - url: ftp://b\n"),
             "test.yaml:4: s3.endpoints[1].url: must start with http:// or https://, got 'ftp://b'");
+  EXPECT_EQ(error_of("s3:\n  endpoints:\n    - url: https:///x\n"),
+            "test.yaml:3: s3.endpoints[0].url: has no host: 'https:///x'");
+  EXPECT_EQ(error_of("s3:\n  endpoints:\n    - url: http://\n"),
+            "test.yaml:3: s3.endpoints[0].url: has no host: 'http://'");
   EXPECT_EQ(error_of("s3:\n  endpoints:\n    - url: http://a\n      bukets: [x]\n"),
             "test.yaml:4: s3.endpoints[0].bukets: unknown key");
   EXPECT_EQ(error_of("s3:\n  endpoints:\n    - url: http://a\n      buckets: x\n"),

@@ -95,6 +95,7 @@ void S3Collector::scrape_endpoint(size_t index) {
       buckets = client.list_buckets();
       record_success(ep, "", {});
     } catch (const ScrapeError& e) {
+      if (cancel_) return;
       record_failure(ep, "", e);
       // Every bucket learnt earlier is now unknown too: none of their figures is current.
       std::lock_guard lock(mu_);

@@ -56,7 +56,10 @@ EndpointConfig parse_endpoint(const YAML::Node& node, const std::string& key) co
   ep.url = scalar(node["url"], key + ".url");
   if (ep.url.rfind("http://", 0) != 0 && ep.url.rfind("https://", 0) != 0)
     fail(key + ".url", node["url"], "must start with http:// or https://, got '" + ep.url + "'");
-  while (!ep.url.empty() && ep.url.back() == '/') ep.url.pop_back();
+  const std::string after_scheme = ep.url.substr(ep.url.find("://") + 3);
+  if (after_scheme.empty() || after_scheme.front() == '/')
+    fail(key + ".url", node["url"], "has no host: '" + ep.url + "'");
+  while (ep.url.back() == '/') ep.url.pop_back();
   if (ep.url.find('?') != std::string::npos || ep.url.find('@') != std::string::npos)
     fail(key + ".url", node["url"], "must not carry a query or user info (credentials go in access_key_id)");
   if (node["region"]) ep.region = scalar(node["region"], key + ".region");
