@@ -19,3 +19,6 @@ endforeach()
 add_test(NAME kernels.host
   COMMAND ${AURUM_KMX} --kernels host --agent $<TARGET_FILE:aurum> --out ${AURUM_KMX_OUT})
 set_tests_properties(kernels.host PROPERTIES LABELS kernels RUN_SERIAL TRUE TIMEOUT 300)
+# The judge itself, on canned console logs: no root, no QEMU, a fraction of a second.
+add_test(NAME kernels.judge COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_matrix.py)
+set_tests_properties(kernels.judge PROPERTIES LABELS "kernels;unit" TIMEOUT 60)
