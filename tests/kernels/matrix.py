@@ -224,6 +224,16 @@ def judge(run, checks, degraded_expected):
         fails.append("smoke: /metrics could not be scraped")
     if smoke is not None and smoke.rc not in (0, None):
         fails.append("smoke: the agent exited %s on SIGTERM (0 expected)" % smoke.rc)
+    # The ground truth must itself be sound: a port already taken on the host would make every
+    # "== http_200" hold with zero requests.
+    f = run.facts
+    if "http_200_wanted" in f and (f.get("http_200") != f["http_200_wanted"] or
+                                   f.get("http_404") != f.get("http_404_wanted")):
+        fails.append("smoke workload: %s/%s requests got 200 and %s/%s got 404 (busybox httpd did not "
+                     "serve: port taken?)" % (f.get("http_200"), f["http_200_wanted"], f.get("http_404"),
+                                              f.get("http_404_wanted")))
+    if "burn_cpu_seconds" in f and float(f["burn_cpu_seconds"]) < 0.3:
+        fails.append("smoke workload: the burner got only %s s of CPU" % f["burn_cpu_seconds"])
     got = agent_degraded(run)
     if run.facts.get("scrape_ok") == "1" and got != degraded_expected:
         fails.append("degraded signals: agent reports {%s}, degraded.txt expects {%s}" %
@@ -320,7 +330,7 @@ def cmd_check(args):
         json.dump({r.id: {"kernel": r.begin.get("kernel"), "failures": judged[r.id][0],
                           "hooks": r.steps["check"].hooks() if "check" in r.steps else []}
                    for r in runs}, f, indent=1)
-    print("%d passed, %d failed" % (len(runs) - total_fail, total_fail))
+    print("kernel matrix: %d of %d kernels passed" % (len(runs) - total_fail, len(runs)))
     return 1 if total_fail else 0
 
 

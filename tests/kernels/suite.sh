@@ -67,7 +67,7 @@ chosen() {
   done
 }
 # Every --check loads every program again (seconds each under TCG): past the budget, say so and stop.
-force_deadline=$(( $(now | cut -d. -f1) + ${KMX_FORCE_BUDGET:-150} ))
+force_deadline=$(( $(now | cut -d. -f1) + ${KMX_FORCE_BUDGET:-60} ))
 forced() {
   if [ "$(now | cut -d. -f1)" -ge "$force_deadline" ]; then
     say skip "check-off-$(echo "$1" | tr ',' '+')" "time budget of the forced runs spent"
@@ -77,10 +77,13 @@ forced() {
   cp "$work/out" "$work/off-$1"
 }
 if grep -q 'hook=' "$work/check"; then
-  # One switch at a time, for each feature that some hook uses here (forcing off what no hook uses
-  # changes nothing, and what the kernel lacks is off anyway).
-  singles=${KMX_FORCE:-$(chosen "$work/check")}
-  for f in $(echo "$singles" | tr ',' ' '); do forced "$f" || break; done
+  # One switch at a time for each feature some hook's variant uses here; then the walk; then every
+  # other switch the kernel has (what it lacks is off anyway), while the time budget lasts.
+  used=$(chosen "$work/check" | tr '\n' ' ')
+  others=
+  for f in $features; do case " $used " in *" $f "*) ;; *) others="$others $f" ;; esac; done
+  [ -n "${KMX_FORCE:-}" ] && { used=$(echo "$KMX_FORCE" | tr ',' ' '); others=; }
+  for f in $used; do forced "$f" || break; done
   # One switch at a time reaches only the second variant of a fallback chain. Walk the chains
   # down: force off every feature chosen in the previous run, until nothing new is chosen.
   off=
@@ -95,6 +98,7 @@ if grep -q 'hook=' "$work/check"; then
     [ -f "$work/off-$off" ] || forced "$off" || break
     cp "$work/off-$off" "$work/last"
   done
+  for f in $others; do forced "$f" || break; done
 fi
 
 # --- 2. smoke run: the agent, a CPU burner, HTTP over loopback, a scrape -----------------------
@@ -142,7 +146,7 @@ while [ ! -e "$work/burner.fifo.burnt" ]; do sleep 1; done
 # utime + stime in USER_HZ (100 on every Linux since 2.6 whatever CONFIG_HZ is)
 burnt=$(awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$burner_pid/stat")
 say fact burn_cpu_seconds="$burnt" burn_wall_seconds="$BURN_SECONDS" http_200="$ok" \
-  http_404="$missing" blob_bytes="$BLOB_BYTES"
+  http_404="$missing" blob_bytes="$BLOB_BYTES" http_200_wanted="$HTTP_OK" http_404_wanted="$HTTP_MISSING"
 sleep 3    # let the agent's userspace side catch up (process table, map reads)
 if $BB wget -q -O "$work/metrics" "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null; then
   sed 's/^/@@kmx metric /' "$work/metrics"

@@ -32,7 +32,7 @@ CHECK_OK = """\
 """
 SMOKE = """\
 @@kmx fact agent_healthy=1 agent_ready_seconds=1.2
-@@kmx fact burn_cpu_seconds=3.00 burn_wall_seconds=3 http_200=20 http_404=5 blob_bytes=100000
+@@kmx fact burn_cpu_seconds=3.00 burn_wall_seconds=3 http_200=20 http_404=5 blob_bytes=100000 http_200_wanted=20 http_404_wanted=5
 @@kmx metric # TYPE process_cpu_time_seconds_total counter
 @@kmx metric process_cpu_time_seconds_total{service_name="kmx-burner"} %(cpu)s
 @@kmx metric aurum_probe_attached{component="net",probe="sock_send_length",variant=""} 0
@@ -116,6 +116,11 @@ class JudgeTest(unittest.TestCase):
         fails, _, rows = self.judge(HEAD + CHECK_OK + smoke)
         self.assertEqual(rows[1][6], "FAIL")
         self.assertTrue(any("absent" in f for f in fails))
+
+    def test_a_workload_that_did_not_happen_fails(self):
+        smoke = (SMOKE % {"cpu": "3"}).replace("http_200=20 ", "http_200=0 ")
+        fails, _, _ = self.judge(HEAD + CHECK_OK + smoke)
+        self.assertTrue(any("port taken" in f for f in fails))
 
     def test_a_guest_that_never_booted(self):
         fails, _, _ = self.judge("[ 0.1] Kernel panic - not syncing: VFS\n")
