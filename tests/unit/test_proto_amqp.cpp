@@ -116,19 +116,20 @@ void expect_counts_eq(const AmqpCounts& a, const AmqpCounts& b) {
   EXPECT_EQ(a.x_death_deliveries, b.x_death_deliveries);
 }
 
-// Index of the first chunk that holds channel.close (20.40) from the client on `ch`.
-size_t find_channel_close(const std::vector<Chunk>& chunks, uint16_t ch) {
+// Index of the first client chunk that holds method cls.m on channel `ch`.
+size_t find_client_method(const std::vector<Chunk>& chunks, uint16_t ch, uint8_t cls, uint8_t m) {
   const uint8_t pat[] = {1, static_cast<uint8_t>(ch >> 8), static_cast<uint8_t>(ch)};
   for (size_t i = 0; i < chunks.size(); ++i) {
     const auto& b = chunks[i].bytes;
     if (!chunks[i].from_client) continue;
     for (size_t k = 0; k + 11 <= b.size(); ++k)
-      if (std::equal(pat, pat + 3, b.begin() + static_cast<long>(k)) && b[k + 7] == 0 && b[k + 8] == 20 &&
-          b[k + 9] == 0 && b[k + 10] == 40)
+      if (std::equal(pat, pat + 3, b.begin() + static_cast<long>(k)) && b[k + 7] == 0 && b[k + 8] == cls &&
+          b[k + 9] == 0 && b[k + 10] == m)
         return i;
   }
   return chunks.size();
 }
+size_t find_channel_close(const std::vector<Chunk>& chunks, uint16_t ch) { return find_client_method(chunks, ch, 20, 40); }
 
 }  // namespace
 
@@ -194,6 +195,30 @@ TEST(ProtoAmqp, PikaCaptureUnackedBeforeChannelClose) {
   EXPECT_EQ(r.parser.unacked(2), 2u);
   EXPECT_EQ(r.parser.unacked(), 2u);
   EXPECT_EQ(r.parser.counts().dead_lettered, 3u);
+}
+
+TEST(ProtoAmqp, PikaBulkCaptureAgainstGroundTruth) {
+  // truth: published=500 delivered=500 acked=353 rejected=57 nacked=42 held_unacked=48;
+  // rabbitmqctl before close: bulk.dead 99 messages, bulk.work 48 unacked.
+  auto chunks = aurum::test::load_capture("amqp_pika_bulk.hex");
+  // pika's connection.close() first closes each channel: the consumer's is channel 2.
+  size_t close = find_channel_close(chunks, 2);
+  ASSERT_LT(close, chunks.size());
+  AmqpRun r;
+  r.feed(std::vector<Chunk>(chunks.begin(), chunks.begin() + static_cast<long>(close)));
+  const auto& c = r.parser.counts();
+  EXPECT_EQ(c.publish, 500u);
+  EXPECT_EQ(c.deliver, 500u);
+  EXPECT_EQ(c.ack, 353u);
+  EXPECT_EQ(c.reject, 57u);
+  EXPECT_EQ(c.nack, 42u);
+  EXPECT_EQ(c.dead_lettered, 99u);  // = bulk.dead's message count
+  EXPECT_EQ(r.parser.unacked(), 48u);  // = bulk.work's messages_unacknowledged
+  EXPECT_EQ(r.events.size(), 353u + 57u + 42u);
+  r.feed(std::vector<Chunk>(chunks.begin() + static_cast<long>(close), chunks.end()));
+  EXPECT_EQ(r.parser.unacked(), 0u);  // channel.close hands them back
+  EXPECT_EQ(r.parser.counts().requeued, 48u);
+  EXPECT_EQ(r.parser.stats().malformed, 0u);
 }
 
 TEST(ProtoAmqp, PikaCaptureFragmentationInvariant) {
