@@ -13,6 +13,38 @@
 
 namespace aurum {
 
+namespace {
+
+// Stands in for an optional component that failed to load (a verifier rejection, a helper the
+// kernel lacks): its hooks are reported unavailable with the reason, the rest of the agent runs.
+class FailedCollector : public Collector {
+public:
+	FailedCollector(std::string name, std::string reason) : name_(std::move(name)), reason_(std::move(reason)) {}
+	const char *name() const override { return name_.c_str(); }
+	void poll(identity::ServiceDirectory &) override {}
+	void collect(const identity::ServiceDirectory &, std::vector<prometheus::MetricFamily> &) override {}
+	std::vector<HookStatus> hooks() const override
+	{
+		return {HookStatus{name_, "load", "", reason_, "every signal of this component", false, false}};
+	}
+
+private:
+	std::string name_, reason_;
+};
+
+// Builds an optional component; a failure degrades its signals instead of stopping the agent.
+template <typename Make> std::unique_ptr<Collector> optional_component(const char *name, Make make)
+{
+	try {
+		return make();
+	} catch (const std::exception &e) {
+		log::error("%s: not loaded, its signals are unavailable: %s", name, e.what());
+		return std::make_unique<FailedCollector>(name, e.what());
+	}
+}
+
+} // namespace
+
 Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features &features) : features_(features)
 {
 	proc_root_ = opts.proc_root;
@@ -27,7 +59,9 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	SchedCollector::Options so;
 	so.max_processes = opts.max_processes;
 	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
-	collectors_.push_back(std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes}));
+	collectors_.push_back(optional_component("net", [&]() -> std::unique_ptr<Collector> {
+		return std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes});
+	}));
 
 	HttpCollector::Options ho;
 	ho.routes = cfg.http_routes;
@@ -35,11 +69,15 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	for (const auto &c : collectors_)
 		if (const auto *net = dynamic_cast<const NetCollector *>(c.get()))
 			ho.sock_owner_fd = net->sock_owner_map_fd();
-	collectors_.push_back(std::make_unique<HttpCollector>(features, ho));
+	collectors_.push_back(optional_component("http", [&]() -> std::unique_ptr<Collector> {
+		return std::make_unique<HttpCollector>(features, ho);
+	}));
 
 	StreamCollector::Options sto;
 	sto.sock_owner_fd = ho.sock_owner_fd;
-	collectors_.push_back(std::make_unique<StreamCollector>(features, procfs, sto));
+	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
+		return std::make_unique<StreamCollector>(features, procfs, sto);
+	}));
 
 	std::string mountinfo;
 	identity::read_file(opts.proc_root + "/self/mountinfo", mountinfo, 4 << 20);

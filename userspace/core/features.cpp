@@ -23,7 +23,7 @@ namespace {
 
 constexpr const char *kNames[] = {"btf",        "tracefs",      "ringbuf",    "tp_btf",    "raw_tp",
 				  "tracepoint", "kprobe",       "fentry",     "uprobe",    "task_storage",
-				  "sk_storage", "cgroup_skb",   "cgroup_v2",  "bpf_stats"};
+				  "sk_storage", "cgroup_skb",   "cgroup_v2",  "bpf_stats", "bpf_loop"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == kFeatureCount);
 
 // r0 = 0; exit
@@ -253,6 +253,9 @@ void Features::probe_all()
 	}
 	bool up = file_exists("/sys/bus/event_source/devices/uprobe/type");
 	set(Feature::uprobe, up, up ? "" : "no uprobe PMU");
+
+	r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_loop, nullptr);
+	set(Feature::bpf_loop, r == 1, r == 1 ? "" : "helper missing (< 5.17)");
 
 	{
 		int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);

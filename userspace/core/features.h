@@ -28,6 +28,7 @@ enum class Feature {
 	cgroup_skb,   // BPF_PROG_TYPE_CGROUP_SKB on cgroup v2
 	cgroup_v2,    // a cgroup2 mount
 	bpf_stats,    // BPF_ENABLE_STATS run time and count (5.8)
+	bpf_loop,     // the bpf_loop() helper (5.17)
 	count_
 };
 
