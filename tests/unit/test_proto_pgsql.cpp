@@ -129,6 +129,24 @@ TEST(ProtoPgsql, PgbenchExtendedAndPipeline) {
   expect_fragmentation_invariant(pipe);
 }
 
+TEST(ProtoPgsql, PgbenchBulkCountsEqualTransactions) {
+  // pgbench: 80 transactions of two statements per run, as it reported. In prepared mode each
+  // client first prepares each statement in a Parse+Sync cycle of its own (2 clients x 2
+  // statements), which is a query cycle by the protocol's rule (it starts at a 'P').
+  auto all = aurum::test::load_capture("pgsql_pgbench_bulk.hex");
+  size_t simple = 0, extended = 0, slow = 0;
+  for (int conn = 1; conn <= 6; ++conn) {
+    for (const auto& e : run(aurum::test::only_conn(all, conn))) {
+      EXPECT_FALSE(e.error);
+      ++(e.kind == PgQueryKind::kSimple ? simple : extended);
+      if (e.end_ns - e.start_ns >= 10'000'000u) ++slow;  // pg_sleep(0.01)
+    }
+  }
+  EXPECT_EQ(simple, 80u * 2);
+  EXPECT_EQ(extended, 80u * 2 + 2 * 2);
+  EXPECT_EQ(slow, 80u * 2);  // every pg_sleep, in both modes, and nothing else
+}
+
 TEST(ProtoPgsql, RawClientPipelinedBatchesWithError) {
   auto all = aurum::test::load_capture("pgsql_raw.hex");
   auto conn = aurum::test::only_conn(all, 1);
