@@ -34,6 +34,18 @@ std::uint8_t proto_of_exe(const std::string &exe)
 	return AURUM_STREAM_NONE;
 }
 
+const char *proto_name(std::uint8_t proto)
+{
+	switch (proto) {
+	case AURUM_STREAM_PGSQL:
+		return "postgresql";
+	case AURUM_STREAM_AMQP:
+		return "amqp";
+	default:
+		return "auto";
+	}
+}
+
 } // namespace
 
 void StreamCollector::Hist::observe(double s)
@@ -267,10 +279,37 @@ StreamCollector::ProcTotals &StreamCollector::totals(const aurum_proc_key &owner
 	if (fresh || it->second.comm.empty()) {
 		// Read now, while the process (often a short-lived database backend) still exists.
 		if (auto st = procfs_.stat(static_cast<pid_t>(owner.tgid));
-		    st && identity::ServiceDirectory::same_start(owner.start_ns, st->start_ticks))
+		    st && identity::ServiceDirectory::same_start(owner.start_ns, st->start_ticks)) {
 			it->second.comm = st->comm;
+			if (auto parent = procfs_.stat(st->ppid); parent && parent->comm == st->comm) {
+				const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(identity::ProcFs::clock_ticks());
+				it->second.forked_from = {static_cast<__u32>(parent->pid), 0, parent->start_ticks * ns_per_tick};
+			}
+		}
 	}
 	return it->second;
+}
+
+bool StreamCollector::process_alive(const aurum_proc_key &key) const
+{
+	auto st = procfs_.stat(static_cast<pid_t>(key.tgid));
+	return st && st->state != 'Z' && identity::ServiceDirectory::same_start(key.start_ns, st->start_ticks);
+}
+
+identity::ServiceId StreamCollector::service_of(identity::ServiceDirectory &dir, const aurum_proc_key &key,
+						 const ProcTotals &t)
+{
+	if (process_alive(key)) {
+		auto id = dir.service_of(key, t.comm.c_str(), 0);
+		owner_services_[key] = {id, 0};
+		return id;
+	}
+	if (auto it = owner_services_.find(key); it != owner_services_.end() && dir.exists(it->second.id))
+		return it->second.id;
+	// Gone before any poll saw it alive: a forked worker is its parent's, else its comm names it.
+	if (t.forked_from.tgid && process_alive(t.forked_from))
+		return dir.service_of(t.forked_from, t.comm.c_str(), 0);
+	return dir.service_of(key, t.comm.c_str(), 0);
 }
 
 void StreamCollector::update_ports(identity::ServiceDirectory &dir)
@@ -308,7 +347,7 @@ void StreamCollector::poll(identity::ServiceDirectory &dir)
 	update_ports(dir);
 	std::lock_guard lock(mu_);
 	for (auto &[key, t] : procs_) {
-		auto sid = dir.service_of(key, t.comm.c_str(), 0);
+		auto sid = service_of(dir, key, t);
 		auto &s = services_[sid];
 		for (auto &[k, h] : t.pg)
 			s.pg[k].add(h);
@@ -318,21 +357,40 @@ void StreamCollector::poll(identity::ServiceDirectory &dir)
 		a.dead_lettered += b.dead_lettered, a.dlx_deliveries += b.dlx_deliveries, a.requeued += b.requeued;
 	}
 	procs_.clear();
+	for (auto it = owner_services_.begin(); it != owner_services_.end();) {
+		if (process_alive(it->first)) {
+			it->second.polls_gone = 0;
+			++it;
+		} else if (++it->second.polls_gone >= 2) {
+			it = owner_services_.erase(it);
+		} else {
+			++it;
+		}
+	}
 	// In flight: delivered and not settled, over the live connections of each service.
 	unacked_.clear();
 	std::uint64_t newest = 0;
 	for (const auto &[cookie, c] : conns_)
 		newest = std::max(newest, c.last_ns);
+	std::map<aurum_proc_key, bool, KeyLess> alive; // one /proc read per owner, not per socket
 	for (auto it = conns_.begin(); it != conns_.end();) {
 		auto &c = it->second;
 		bool idle = newest > c.last_ns &&
 			    newest - c.last_ns > static_cast<std::uint64_t>(opts_.idle_connection.count()) * 1000000000ULL;
-		bool dead = c.owner.tgid && !dir.alive(c.owner);
+		// The process itself, not the directory's table: a client that started since the
+		// last refresh is not in the table yet, and its connection's state must survive.
+		bool dead = false;
+		if (c.owner.tgid) {
+			auto [a, fresh] = alive.try_emplace(c.owner, true);
+			if (fresh)
+				a->second = process_alive(c.owner);
+			dead = !a->second;
+		}
 		if (idle || dead) {
 			if (c.pg)
-				malformed_ += c.pg->stats().malformed;
+				malformed_pg_ += c.pg->stats().malformed;
 			if (c.amqp)
-				malformed_ += c.amqp->stats().malformed;
+				malformed_amqp_ += c.amqp->stats().malformed;
 			it = conns_.erase(it);
 			continue;
 		}
@@ -396,6 +454,30 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 		metrics::add_gauge(unacked, labels, static_cast<double>(unacked_.count(sid) ? unacked_.at(sid) : 0));
 		metrics::add_histogram(settle, labels, sbounds, t.amqp_settle.counts, t.amqp_settle.sum);
 	}
+	auto watched = metrics::family("aurum_stream_ports",
+				       "TCP ports whose payload is parsed (1 per port): configured, defaults, and "
+				       "listening ports of postgres and beam.smp processes.",
+				       MetricType::Gauge);
+	for (const auto &[port, proto] : ports_set_)
+		metrics::add_gauge(watched, {{"port", std::to_string(port)}, {"protocol", proto_name(proto)}}, 1);
+	auto bad = metrics::family("aurum_stream_malformed_total",
+				   "Message headers or frames that failed validation on a parsed port (the "
+				   "parser resynchronises or gives up on that connection).",
+				   MetricType::Counter);
+	{
+		std::lock_guard lock(mu_);
+		std::uint64_t pg = malformed_pg_, amqp = malformed_amqp_;
+		for (const auto &[cookie, c] : conns_) {
+			if (c.pg)
+				pg += c.pg->stats().malformed;
+			if (c.amqp)
+				amqp += c.amqp->stats().malformed;
+		}
+		metrics::add_counter(bad, {{"protocol", "postgresql"}}, static_cast<double>(pg));
+		metrics::add_counter(bad, {{"protocol", "amqp"}}, static_cast<double>(amqp));
+	}
+	out.push_back(std::move(watched));
+	out.push_back(std::move(bad));
 	out.push_back(std::move(server));
 	out.push_back(std::move(client));
 	out.push_back(std::move(msgs));

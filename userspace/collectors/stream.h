@@ -57,6 +57,9 @@ public:
 	};
 	struct ProcTotals {
 		std::string comm; // names the process if it is gone before poll() (a short backend)
+		// Its parent when it was first seen, if the parent had the same comm (a forked worker
+		// that did not exec, such as a PostgreSQL backend): a gone worker is named by its parent.
+		aurum_proc_key forked_from{};
 		std::map<PgKey, Hist> pg;
 		proto::AmqpCounts amqp{};
 		Hist amqp_settle;
@@ -86,6 +89,8 @@ private:
 	ProcTotals &totals(const aurum_proc_key &owner);
 	void consume();
 	void update_ports(identity::ServiceDirectory &dir);
+	bool process_alive(const aurum_proc_key &key) const;
+	identity::ServiceId service_of(identity::ServiceDirectory &dir, const aurum_proc_key &key, const ProcTotals &t);
 	static bool key_less(const aurum_proc_key &a, const aurum_proc_key &b);
 
 	struct Impl;
@@ -102,12 +107,22 @@ private:
 	};
 	std::map<aurum_proc_key, ProcTotals, KeyLess> procs_;
 	proto::AmqpTopology topology_;
-	std::uint64_t malformed_ = 0;
+	// Malformed headers/frames of connections already forgotten, by protocol (pgsql, amqp); the
+	// live connections' parsers are added at collect time.
+	std::uint64_t malformed_pg_ = 0, malformed_amqp_ = 0;
 	std::atomic<std::uint64_t> unknown_owner_events_{0};
 
 	// Per-service totals (poll folds procs_ into these under the agent lock).
 	std::map<identity::ServiceId, ProcTotals> services_;
 	std::map<identity::ServiceId, std::uint64_t> unacked_;
+	// The service of each owner seen alive by poll(), so that what its sockets carried after the
+	// directory's last look (a client or backend that has exited since) keeps its name. An entry
+	// is dropped at the second poll that finds the process gone.
+	struct OwnerService {
+		identity::ServiceId id = 0;
+		int polls_gone = 0;
+	};
+	std::map<aurum_proc_key, OwnerService, KeyLess> owner_services_;
 	std::map<std::uint16_t, std::uint8_t> ports_set_;
 
 	std::atomic<bool> stop_{false};

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// PostgreSQL from the wire (issue 5) against a real cluster started here: query durations on
+// the server's and on the clients' side, counted exactly against what the clients themselves
+// report (psycopg2 for simple queries and SQLSTATE classes, pgbench for extended-protocol ones),
+// the server's inbound connections against pg_stat_activity, and garbage on the port.
+#include <pwd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <random>
+
+#include "harness.h"
+#include "wire/wire_util.h"
+
+using namespace aurum::test;
+using namespace aurum::test::wire;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A throw-away cluster: trust auth, TCP on 127.0.0.1:port, its Unix socket in its own directory.
+class PgCluster {
+public:
+	PgCluster() : dir_("aurum-wire-pg"), cgroup_("aurum-wire-pg")
+	{
+		bin_ = newest_glob("/usr/lib/postgresql/*/bin");
+		if (bin_.empty())
+			throw std::runtime_error("no /usr/lib/postgresql/*/bin: install Debian's postgresql");
+		port_ = free_tcp_port();
+		const passwd *pw = ::getpwnam("postgres");
+		if (!pw)
+			throw std::runtime_error("no user postgres: install Debian's postgresql");
+		if (::chown(dir_.path().c_str(), pw->pw_uid, pw->pw_gid) != 0)
+			throw std::runtime_error("chown " + dir_.path());
+		int st = 0;
+		auto out = sh(as_postgres("initdb") + " -D " + data() + " -A trust -U postgres --no-sync -E UTF8", &st);
+		if (st != 0)
+			throw std::runtime_error("initdb: " + out);
+		out = sh(cgroup_.enter() + as_postgres("pg_ctl") + " -D " + data() + " -l " + dir_.path() + "/log -w -t 60 -o '-p " +
+				 std::to_string(port_) + " -k " + dir_.path() +
+				 " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50' start",
+			 &st);
+		if (st != 0)
+			throw std::runtime_error("pg_ctl start: " + out + slurp(dir_.path() + "/log"));
+	}
+	~PgCluster() { sh(as_postgres("pg_ctl") + " -D " + data() + " -m immediate -w -t 30 stop"); }
+	int port() const { return port_; }
+	const std::string &bin() const { return bin_; }
+	// A query over the Unix socket (not TCP: the agent does not see it, pg_stat_activity shows
+	// it with a null client_addr).
+	std::string psql(const std::string &sql) const
+	{
+		return sh(as_postgres("psql") + " -X -At -h " + dir_.path() + " -p " + std::to_string(port_) +
+			  " -U postgres -d postgres -c \"" + sql + "\"");
+	}
+	std::string dir() const { return dir_.path(); }
+	// Config rules naming this cluster and the test's clients (found by the port in their
+	// command lines): other clusters and benchmarks may run on the same host.
+	std::string rules() const
+	{
+		auto p = std::to_string(port_);
+		return "services:\n  rules:\n"
+		       "    - name: wire-pg\n      exe: postgres\n      cgroup: '" + cgroup_.name() + "'\n"
+		       "    - name: wire-pg-client\n      cmdline: 'pg_client\\.py --port " + p + "'\n"
+		       "    - name: wire-pgbench\n      exe: pgbench\n      cmdline: '-p " + p + " '\n";
+	}
+
+private:
+	std::string data() const { return dir_.path() + "/data"; }
+	std::string as_postgres(const std::string &tool) const { return "runuser -u postgres -- " + bin_ + "/" + tool; }
+	ScratchDir dir_;
+	OwnCgroup cgroup_; // after dir_: removed before it, once pg_ctl stop has waited
+	std::string bin_;
+	int port_ = 0;
+};
+
+
+// The histogram's _count for a service and error class (0 when absent).
+double count(const std::vector<Sample> &s, const std::string &family, const std::string &svc, const std::string &err)
+{
+	return sum(s, family + "_count", {{"service_name", svc}, {"error_type", err}, {"db_system_name", "postgresql"}});
+}
+
+// The query series and the stream component's own counters, for failure messages.
+std::string dump(const std::vector<Sample> &s)
+{
+	std::string out = "agent's series:\n";
+	for (const auto &x : s) {
+		if (x.name.find("_count") == std::string::npos && x.name.find("aurum_stream") == std::string::npos &&
+		    x.name.find("aurum_lost") == std::string::npos)
+			continue;
+		if (x.name.find("duration") == std::string::npos && x.name.find("aurum_stream") == std::string::npos &&
+		    x.name.find("lost") == std::string::npos)
+			continue;
+		out += x.name + "{";
+		for (const auto &[k, v] : x.labels)
+			out += k + "=\"" + v + "\",";
+		out += "} " + std::to_string(x.value) + "\n";
+	}
+	return out;
+}
+
+// Waits until the agent parses the cluster's port (found from the postmaster's listening socket).
+void wait_port_watched(const Agent &agent, int port)
+{
+	auto s = scrape_until(
+		agent, [&](const auto &s) { return value(s, "aurum_stream_ports", {{"port", std::to_string(port)}}).has_value(); },
+		15s);
+	ASSERT_EQ(value(s, "aurum_stream_ports", {{"port", std::to_string(port)}, {"protocol", "postgresql"}}), 1.0)
+		<< "the agent never marked the postmaster's port";
+}
+
+} // namespace
+
+TEST(Pgsql, QueryCountsAndErrorClassesMatchTheClients)
+{
+	AURUM_REQUIRE_ROOT();
+	PgCluster pg;
+	Agent agent(pg.rules());
+	wait_port_watched(agent, pg.port());
+
+	constexpr int kSimple = 120, kFail = 7, kExtended = 150, kHold = 5;
+	ScratchDir work("aurum-wire-pgc");
+	std::string out = work.path() + "/client.json";
+	Process client({"/usr/bin/python3", script("pg_client.py"), "--port", std::to_string(pg.port()), "--simple",
+			std::to_string(kSimple), "--fail", std::to_string(kFail), "--hold", std::to_string(kHold), "--out", out},
+		       {}, true);
+	ASSERT_TRUE(client.wait_line("held", 30s)) << "pg_client.py did not finish its queries";
+	auto report = slurp(out);
+	long ok = json_int(report, "ok"), undefined = json_int(report, "42");
+	ASSERT_EQ(ok, kSimple) << report;
+	ASSERT_EQ(undefined, kFail) << report;
+
+	// Extended protocol: pgbench -M extended sends Parse/Bind/Describe/Execute/Sync per statement.
+	// The pause keeps pgbench alive across the agent's 2 s housekeeping, so that a look at
+	// /proc resolves its command line (the rule names it by its -p): a process gone before any
+	// look is known by its comm only.
+	std::ofstream(work.path() + "/one.sql") << "SELECT 1;\n\\sleep 20 ms\n";
+	int st = 0;
+	auto bench = sh(pg.bin() + "/pgbench -h 127.0.0.1 -p " + std::to_string(pg.port()) +
+				" -U postgres -n -M extended -c 1 -t " + std::to_string(kExtended) + " -f " + work.path() +
+				"/one.sql postgres",
+			&st);
+	ASSERT_EQ(st, 0) << bench;
+	std::smatch m;
+	ASSERT_TRUE(std::regex_search(bench, m, std::regex("actually processed: (\\d+)/"))) << bench;
+	long bench_done = std::stol(m[1]);
+	ASSERT_EQ(bench_done, kExtended) << bench;
+
+	auto expected_server_ok = static_cast<double>(ok + bench_done);
+	auto s = scrape_until(
+		agent,
+		[&](const auto &s) {
+			return count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "") >= expected_server_ok &&
+			       count(s, "db_client_operation_duration_seconds", "wire-pgbench", "") >= bench_done;
+		},
+		10s);
+	std::this_thread::sleep_for(500ms); // anything still in the ring would show up now
+	s = agent.samples();
+	SCOPED_TRACE(dump(s));
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", ""), expected_server_ok);
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "42"), undefined);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pg-client", ""), ok);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pg-client", "42"), undefined);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pgbench", ""), bench_done);
+	EXPECT_EQ(sum(s, "db_client_operation_duration_seconds_count", {{"service_name", "wire-pgbench"}}), bench_done)
+		<< "pgbench reported no failures: no error series expected";
+	// The client side names the server's port.
+	EXPECT_EQ(sum(s, "db_client_operation_duration_seconds_count",
+		      {{"service_name", "wire-pg-client"}, {"server_port", std::to_string(pg.port())}}),
+		  ok + undefined);
+	// Every query took some time, less than the whole test.
+	double server_sum = sum(s, "aurum_db_server_query_duration_seconds_sum", {{"service_name", "wire-pg"}});
+	EXPECT_GT(server_sum, 0);
+	EXPECT_LT(server_sum, 60);
+
+	// Connections: the held ones, as the server itself lists them.
+	auto truth = [&] {
+		auto t = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE client_addr IS NOT NULL");
+		return std::atof(t.c_str());
+	};
+	double held = truth();
+	EXPECT_EQ(held, kHold);
+	s = scrape_until(
+		agent,
+		[&](const auto &s) {
+			return value(s, "aurum_tcp_active_connections", {{"service_name", "wire-pg"}, {"direction", "inbound"}}) ==
+			       held;
+		},
+		10s);
+	EXPECT_EQ(value(s, "aurum_tcp_active_connections", {{"service_name", "wire-pg"}, {"direction", "inbound"}}), held);
+	EXPECT_EQ(truth(), held) << "the connections changed while the agent was being read";
+}
+
+TEST(Pgsql, GarbageOnThePortIsCountedAndHarmless)
+{
+	AURUM_REQUIRE_ROOT();
+	PgCluster pg;
+	Agent agent(pg.rules());
+	wait_port_watched(agent, pg.port());
+	auto malformed = [](const std::vector<Sample> &s) {
+		return sum(s, "aurum_stream_malformed_total", {{"protocol", "postgresql"}});
+	};
+	double before = malformed(agent.samples());
+
+	// Random bytes where a startup packet belongs; the postmaster drops such connections.
+	std::mt19937 rng(42);
+	constexpr int kConns = 20;
+	for (int i = 0; i < kConns; i++) {
+		int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+		ASSERT_GE(fd, 0);
+		sockaddr_in a{};
+		a.sin_family = AF_INET;
+		a.sin_port = htons(static_cast<uint16_t>(pg.port()));
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+		std::string junk(4096, '\0');
+		for (auto &c : junk)
+			c = static_cast<char>(rng() | 1); // a non-zero first byte is never a startup packet
+		ASSERT_GT(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), 0);
+		::close(fd);
+	}
+	auto s = scrape_until(agent, [&](const auto &s) { return malformed(s) >= before + kConns; }, 10s);
+	EXPECT_GE(malformed(s), before + kConns) << "every garbage connection counts at least once";
+	EXPECT_TRUE(agent.healthy());
+	EXPECT_TRUE(agent.process().running());
+
+	// And the port still works: one real query is still seen.
+	ScratchDir work("aurum-wire-pgc");
+	Process client({"/usr/bin/python3", script("pg_client.py"), "--port", std::to_string(pg.port()), "--simple", "1",
+			"--out", work.path() + "/c.json"},
+		       {}, true);
+	ASSERT_TRUE(client.wait_line("held", 30s));
+	s = scrape_until(
+		agent, [&](const auto &s) { return count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "") >= 1; },
+		10s);
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", ""), 1);
+}
