@@ -146,6 +146,17 @@ static __noinline void take_over(const struct sock *sk, struct aurum_sock_owner 
 	if (aurum_is_kthread(task))
 		return; /* kernel users of a socket (NFS, ktls) own nothing */
 	aurum_proc_key(task, &key);
+	if (o->dir == AURUM_SOCK_DIR_INBOUND) {
+		/* A server whose listener is not its acceptor (nginx, gunicorn): the next passive
+		 * opens on that port go to this process directly, sparing it a take-over each. */
+		struct aurum_net_listen_key k;
+		struct aurum_net_listener *l;
+
+		listen_key(sk, &k);
+		l = bpf_map_lookup_elem(&net_listen, &k);
+		if (l)
+			l->acceptor = key;
+	}
 	if (o->flags & AURUM_NET_F_ACTIVE) {
 		d = dir_index(o->dir);
 		s = stats_get(&o->owner, 0);
@@ -317,7 +328,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 			o->owner.tgid = 0;
 			return;
 		}
-		o->owner = l->owner;
+		o->owner = l->acceptor.tgid ? l->acceptor : l->owner;
 		count_established(sk, o, 0, 0);
 		return;
 	}

@@ -45,7 +45,9 @@ struct aurum_net_listen_key {
 };
 
 struct aurum_net_listener {
-	struct aurum_proc_key owner;
+	struct aurum_proc_key owner;    /* called listen(): named by aurum_tcp_listen_info */
+	struct aurum_proc_key acceptor; /* last to take over one of its connections (a prefork
+					 * worker): owns the next passive opens; zero tgid unknown */
 };
 
 enum aurum_net_loss {

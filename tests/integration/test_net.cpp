@@ -64,12 +64,21 @@ elif role == 'client':           # n req resp
         drain(c)
         c.close()
     print('done', flush=True)
-elif role == 'sink':             # accept forever, read until EOF
+elif role in ('sink', 'prefork-sink'):  # accept forever, read until EOF
     l = socket.socket(AF, socket.SOCK_STREAM)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((host, port)); l.listen(128)
+    if role == 'prefork-sink':   # the parent listens, a child accepts
+        if os.fork() != 0:
+            print('listening', flush=True)
+            signal.pause()
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: die with the parent
+        if os.getppid() == 1:
+            sys.exit(0)
     sel = selectors.DefaultSelector(); sel.register(l, selectors.EVENT_READ)
-    print('listening', flush=True)
+    if role == 'sink':
+        print('listening', flush=True)
     while True:
         for key, _ in sel.select():
             if key.fileobj is l:
@@ -253,14 +262,16 @@ void exchange_bytes(const std::string &fam)
 TEST(Net, ExactBytesBothSidesIPv4) { exchange_bytes("4"); }
 TEST(Net, ExactBytesBothSidesIPv6) { exchange_bytes("6"); }
 
-TEST(Net, ActiveConnectionsMatchSsAndReturnToZero)
+namespace {
+
+void active_connections(const std::string &server_role)
 {
 	AURUM_REQUIRE_ROOT();
 	Agent agent;
 	const long k = 17;
 	int port = free_tcp_port();
-	std::string srv = svc("net-sink"), cli = svc("net-hold");
-	Process server(peer("sink", "4", port, {}), {"OTEL_SERVICE_NAME=" + srv}, true);
+	std::string srv = svc("net-" + server_role), cli = svc("net-hold");
+	Process server(peer(server_role, "4", port, {}), {"OTEL_SERVICE_NAME=" + srv}, true);
 	ASSERT_TRUE(server.wait_line("listening", 20s));
 	Process client(peer("hold", "4", port, {k}), {"OTEL_SERVICE_NAME=" + cli}, true);
 	ASSERT_TRUE(client.wait_line("held", 20s));
@@ -280,7 +291,17 @@ TEST(Net, ActiveConnectionsMatchSsAndReturnToZero)
 	EXPECT_EQ(value(s, "aurum_tcp_active_connections", {{"service_name", srv}, {"direction", "inbound"}}), 0.0);
 	EXPECT_EQ(value(s, "aurum_tcp_active_connections", {{"service_name", cli}, {"direction", "outbound"}}), 0.0);
 	EXPECT_EQ(value(s, "aurum_tcp_connections_closed_total", {{"service_name", cli}, {"direction", "outbound"}}), k);
+	EXPECT_EQ(value(s, "aurum_tcp_connections_opened_total", {{"service_name", srv}, {"direction", "inbound"}}), k);
+	EXPECT_EQ(value(s, "aurum_tcp_connections_closed_total", {{"service_name", srv}, {"direction", "inbound"}}), k);
+	EXPECT_EQ(value(s, "aurum_tcp_listen_info", {{"service_name", srv}, {"port", std::to_string(port)}}), 1.0);
 }
+
+} // namespace
+
+TEST(Net, ActiveConnectionsMatchSsAndReturnToZero) { active_connections("sink"); }
+// The listener's process is not the one that accepts (nginx, gunicorn, socket activation): the
+// connections move to the acceptor on its first read, and their count with them.
+TEST(Net, ActiveConnectionsOfAPreforkServer) { active_connections("prefork-sink"); }
 
 TEST(Net, ConnectionsOpenedBeforeTheAgentAreCounted)
 {

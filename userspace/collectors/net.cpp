@@ -223,8 +223,6 @@ void NetCollector::poll(identity::ServiceDirectory &dir)
 		s.dead = true;
 		s.died = now;
 	}
-	for (auto it = seen_.begin(); it != seen_.end();)
-		it = it->second.dead && now - it->second.died > kDeadGrace ? seen_.erase(it) : std::next(it);
 
 	listen_.clear();
 	ports_by_pid_.clear();
@@ -243,8 +241,21 @@ void NetCollector::poll(identity::ServiceDirectory &dir)
 			bpf_map_delete_elem(lfd, &lk);
 			continue;
 		}
-		listen_[service_for(dir, v.owner, "")].insert(lk.port);
-		ports_by_pid_[static_cast<pid_t>(v.owner.tgid)].insert(lk.port);
+		// A socket-activated service (systemd listens, the service accepts) is named by the
+		// process that accepts its connections.
+		const aurum_proc_key &who = v.acceptor.tgid && dir.alive(v.acceptor) ? v.acceptor : v.owner;
+		listen_[service_for(dir, who, "")].insert(lk.port);
+		ports_by_pid_[static_cast<pid_t>(who.tgid)].insert(lk.port);
+	}
+
+	// Processes known only as listeners have no stats entry to tell they died: check them all.
+	for (auto it = seen_.begin(); it != seen_.end();) {
+		auto &s = it->second;
+		if (!s.dead && !dir.alive(it->first)) {
+			s.dead = true;
+			s.died = now;
+		}
+		it = s.dead && now - s.died > kDeadGrace ? seen_.erase(it) : std::next(it);
 	}
 }
 
