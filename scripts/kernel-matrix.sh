@@ -11,7 +11,7 @@
 #
 #   scripts/kernel-matrix.sh [--agent PATH] [--kernels ID,...] [--no-host] [--out DIR] [--docs]
 #   scripts/kernel-matrix.sh --prepare-only | --fetch-only | --list
-#   scripts/kernel-matrix.sh --kernels 5.10 --guest-cmd 'bpftool -d prog loadall /kmx/bpf/sched.bpf.o /sys/fs/bpf/x'
+#   scripts/kernel-matrix.sh --kernels 5.10 --guest-cmd '/kmx/aurum --check --log.level debug 2>&1 | tail -50'
 #
 # --kernels takes ids of kernels.txt and "host" (default: all of them and host). --prepare-only
 # fetches the kernels and builds the initramfs; --reuse-initramfs then skips that (ctest does so:
