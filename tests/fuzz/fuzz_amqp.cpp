@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// fuzz-sources: userspace/proto/amqp.cpp
+// fuzz-sources: userspace/proto/amqp.cpp userspace/proto/amqp_codec.cpp
 // The AMQP 0-9-1 stream parser on an arbitrary conversation. Records: a control byte (bit 7
 // direction, bit 6 "gap", bits 0-5 length) and that many bytes. The first input byte selects a
 // prologue so the fuzzer also starts from a live, consuming connection (frames a random stream

@@ -10,6 +10,7 @@
 
 #include "bpf/proto/amqp.h"
 #include "proto/amqp.h"
+#include "proto/amqp_codec.h"
 #include "proto_fixture.h"
 
 using aurum::proto::AmqpCounts;
@@ -333,6 +334,32 @@ TEST(ProtoAmqp, DeadLetteringNeedsAKnownDlx) {
   feed_c(consume(3, "dead-q", "d"));
   feed_b(deliver(3, "d", 1, "dlx"));
   EXPECT_EQ(consumer.counts().dlx_deliveries, 1u);
+}
+
+TEST(ProtoAmqp, FieldTableDecoding) {
+  using aurum::proto::amqp_codec::Reader;
+  using aurum::proto::amqp_codec::table_find;
+  auto t = table_with("x-dead-letter-exchange", "dlx");
+  std::string value;
+  Reader r{t.data(), t.size()};
+  EXPECT_TRUE(table_find(r, "x-dead-letter-exchange", &value));
+  EXPECT_EQ(value, "dlx");
+  Reader absent{t.data(), t.size()};
+  EXPECT_FALSE(table_find(absent, "x-missing", &value));
+  EXPECT_TRUE(absent.ok);
+  EXPECT_EQ(absent.i, t.size());  // the reader ends after the table
+  // Truncated anywhere: never found past the cut, never a read out of bounds.
+  for (size_t cut = 0; cut < t.size(); ++cut) {
+    Reader c{t.data(), cut};
+    EXPECT_FALSE(table_find(c, "x-dead-letter-exchange", &value)) << cut;
+  }
+  // An unknown type letter before the key: the rest of the table cannot be framed.
+  Bytes bad;
+  bad.shortstr("x-odd").u8('?').u8(0).shortstr("x-dead-letter-exchange").u8('S').longstr("dlx");
+  Bytes table;
+  table.u32(static_cast<uint32_t>(bad.v.size())).raw(bad.v);
+  Reader u{table.v.data(), table.v.size()};
+  EXPECT_FALSE(table_find(u, "x-dead-letter-exchange", &value));
 }
 
 TEST(ProtoAmqp, ServerNamedQueueLearnsDlxFromDeclareOk) {
