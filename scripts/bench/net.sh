@@ -69,10 +69,16 @@ bench_net() {
 	sysctl -qw kernel.bpf_stats_enabled=0
 	ka=$(net_variant "$url" "")
 	cl=$(net_variant "$url" "Connection: close")
-	# Requests per workload run, to turn runs into runs per request.
-	ka_costs=$(program_costs wrk -t1 -c"$NET_CONNS" -d"${NET_SECONDS}s" "$url")
-	cl_costs=$(program_costs wrk -t1 -c"$NET_CONNS" -d"${NET_SECONDS}s" -H "Connection: close" "$url")
+	# The requests of each costed run, to turn ns per run into ns per request.
+	local reqs; reqs=$(mktemp /tmp/aurum-bench-net-reqs.XXXXXX)
+	ka_costs=$(program_costs bash -c "wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s $url | awk '/requests in/{print \$1}' >$reqs")
+	ka_reqs=$(cat "$reqs")
+	cl_costs=$(program_costs bash -c "wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s -H 'Connection: close' $url | awk '/requests in/{print \$1}' >$reqs")
+	cl_reqs=$(cat "$reqs")
+	rm -f "$reqs"
 	net_nginx_stop
+	# ns of BPF time per request, per component: "component ns" lines.
+	per_request() { printf '%s\n' "$1" | awk -v r="$2" 'NF==4 && r>0 {t[$1]+=$3*$4} END {for (c in t) printf "%s %.0f\n", c, t[c]/r}' | sort; }
 	local row
 	row() { # name "mb mw ratio | raw"
 		set -- "$1" $2
@@ -88,12 +94,16 @@ bench_net() {
 		row "keep-alive" "${ka%% |*}"
 		row "Connection: close" "${cl%% |*}"
 		echo
+		echo "Components running in the agent: $(printf '%s\n' "$ka_costs" | awk 'NF==4{print $1}' | sort -u | paste -sd, -)."
+		echo
 		echo "Per-run cost of every program over each workload (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself):"
 		echo
 		echo "| workload | component | program | runs | ns/run |"
 		echo "|---|---|---|---|---|"
 		printf '%s\n' "$ka_costs" | awk 'NF==4{printf "| keep-alive | %s | %s | %s | %s |\n",$1,$2,$3,$4}'
 		printf '%s\n' "$cl_costs" | awk 'NF==4{printf "| close | %s | %s | %s | %s |\n",$1,$2,$3,$4}'
+		echo
+		echo "BPF time per request (runs x ns/run over the run's requests, both ends of each request traced): keep-alive ($ka_reqs requests): $(per_request "$ka_costs" "$ka_reqs" | awk '{printf "%s%s %s ns", (NR > 1 ? ", " : ""), $1, $2}'); Connection: close ($cl_reqs requests): $(per_request "$cl_costs" "$cl_reqs" | awk '{printf "%s%s %s ns", (NR > 1 ? ", " : ""), $1, $2}')."
 		echo
 		echo "Raw pairs (req/s): keep-alive: ${ka#*| }. Connection: close: ${cl#*| }."
 	} | bench_section net
