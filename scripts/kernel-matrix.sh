@@ -22,7 +22,8 @@
 #
 # Environment: AURUM_KERNEL_CACHE (default <repo>/.kernels: kernels and apt state, git-ignored),
 # KMX_TIMEOUT (seconds per guest, default 300), KMX_JOBS (guests booted at once, default 1; each
-# TCG guest eats a core).
+# TCG guest eats a core), KMX_FORCE_BUDGET (seconds of forced --check runs per kernel, default 60),
+# KMX_SOURCE (what the agent was built from, for docs/kernels.md; default: git describe).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -199,7 +200,7 @@ boot_kernel() {
     -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$out/$id.console.log" \
     -kernel "$dir/vmlinuz" -initrd "$out/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 quiet KMX_KERNEL_ID=$id" </dev/null >"$out/$id.qemu.log" 2>&1 || rc=$?
+    -append "console=ttyS0 panic=-1 quiet KMX_KERNEL_ID=$id KMX_FORCE_BUDGET=${KMX_FORCE_BUDGET:-60}" </dev/null >"$out/$id.qemu.log" 2>&1 || rc=$?
   printf 'qemu_rc=%s wall_seconds=%.1f package=%s version=%s\n' "$rc" \
     "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$pkg" "$ver" > "$out/$id.run"
   log "kernel $id: qemu exited $rc after $(cut -d' ' -f2 "$out/$id.run" | cut -d= -f2) s"
@@ -265,6 +266,7 @@ main() {
   python3 "$kdir/matrix.py" check --results "$out" --kernels "${ids[*]}" --tests "$kdir" || rc=$?
   if [ $write_docs = 1 ]; then
     python3 "$kdir/matrix.py" docs --results "$out" --kernels "${ids[*]}" --tests "$kdir" \
+      --source "${KMX_SOURCE:-main at $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?')}" \
       > "$repo/docs/kernels.md"
     log "wrote docs/kernels.md"
   fi

@@ -354,8 +354,9 @@ def cmd_docs(args):
       "is the same suite run natively on the development VM. Pins: `tests/kernels/kernels.txt`; "
       "expectations: `tests/kernels/expect.txt` and `tests/kernels/degraded.txt`. Regenerate with "
       "`scripts/kernel-matrix.sh --docs`.\n\n")
-    w("Generated %s UTC; whole matrix %s s.\n\n" % (
-        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), matrix_run.get("total_seconds", "?")))
+    w("Generated %s UTC%s; whole matrix %s s.\n\n" % (
+        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+        " from %s" % args.source if args.source else "", matrix_run.get("total_seconds", "?")))
     w("## Kernels\n\n| id | kernel | package | boot to init (s) | whole run (s) | result |\n|---|---|---|---|---|---|\n")
     for r in runs:
         pkg = pins.get(r.id, ("host kernel", "", ""))
@@ -395,7 +396,8 @@ def cmd_docs(args):
             cells.append(d.get(h, "-").replace("|", "/"))
         w("| %s | %s | %s |\n" % (h, "yes" if mand[h] else "no", " | ".join(cells)))
     # forced runs
-    forced = sorted(set(n[len("check-off-"):] for r in cols for n in r.steps if n.startswith("check-off-")))
+    forced = sorted(set(n[len("check-off-"):] for r in cols
+                        for n in list(r.steps) + [x[0] for x in r.skipped] if n.startswith("check-off-")))
     if forced:
         w("\n## With features forced off (`aurum --check --force-off <feature>[,<feature>]`)\n\n"
           "One run per feature that a chosen variant uses, then the fallback chains walked down (every feature chosen so far forced off). Hooks whose variant differs from the unforced run; `=` means none changed.\n\n"
@@ -406,7 +408,8 @@ def cmd_docs(args):
                 base = dict((x[0], x[1]) for x in r.steps["check"].hooks()) if "check" in r.steps else {}
                 st = r.steps.get("check-off-" + f)
                 if st is None:
-                    cells.append("-")
+                    skipped = any(x[0] == "check-off-" + f for x in r.skipped)
+                    cells.append("skipped (time budget)" if skipped else "-")
                     continue
                 if not st.hooks():
                     cells.append("agent stopped (exit %s)" % st.rc)
@@ -463,6 +466,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--kernels", required=True)
     ap.add_argument("--tests", required=True)
+    ap.add_argument("--source", default="", help="what the agent was built from, for the docs")
     args = ap.parse_args()
     return cmd_check(args) if args.command == "check" else cmd_docs(args)
 
