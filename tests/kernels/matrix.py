@@ -400,7 +400,7 @@ def cmd_docs(args):
                         for n in list(r.steps) + [x[0] for x in r.skipped] if n.startswith("check-off-")))
     if forced:
         w("\n## With features forced off (`aurum --check --force-off <feature>[,<feature>]`)\n\n"
-          "One run per feature that a chosen variant uses, then the fallback chains walked down (every feature chosen so far forced off). Hooks whose variant differs from the unforced run; `=` means none changed.\n\n"
+          "One run per feature that a chosen variant uses, then the fallback chains walked down (every feature chosen so far forced off), then every other switch the kernel has, while the time budget lasts (KMX_FORCE_BUDGET). Hooks whose variant differs from the unforced run; `=` means none changed.\n\n"
           "| forced off | %s |\n|---|%s\n" % (" | ".join(head(r) for r in cols), "---|" * len(cols)))
         for f in forced:
             cells = []
