@@ -35,9 +35,10 @@ struct http_half {
 	__u64 partial_ns;  /* when the partial line's first bytes passed */
 	__u64 partial[2];  /* the partial line, little-endian words, bytes past partial_len zero */
 	__u32 next_seq;    /* sequence number after the last new byte seen */
+	__u32 body_left;   /* bytes of a request body (Content-Length) still to come: not looked at */
 	__u8 seq_valid;
 	__u8 partial_len;
-	__u8 pad[2];
+	__u8 pad[6];
 };
 
 struct http_req {
@@ -426,11 +427,35 @@ static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *s
  * per bpf_loop step: the callback is verified once (a plain loop made the verifier walk every
  * iteration times every path), and the verifier inlines the loop into direct calls (5.19+). */
 struct scan_ctx {
-	__u32 n;     /* bytes loaded */
-	__u32 state; /* bytes of "\r\n\r\n" matched so far */
-	__u32 found; /* further request lines recorded in the scratch */
-	__u32 pad;
+	__u32 n;        /* bytes loaded */
+	__u32 state;    /* bytes of "\r\n\r\n" matched so far */
+	__u32 found;    /* further request lines recorded in the scratch */
+	__u32 clen;     /* Content-Length of the current header block, 0 if none */
+	__u32 skip_to;  /* a body is being stepped over up to this offset */
+	__u32 body_end; /* offset past the body of the last header block that ended, 0 none */
 };
+
+/* "content-length:" at b (case-insensitive, RFC 9110 section 5.1), then its decimal value. */
+static __always_inline __u32 content_length(const __u8 *b)
+{
+	__u64 lo = aurum_http_le64(b) | 0x2020202020202020ULL;
+	__u64 hi = aurum_http_le64(b + 8) | 0x0020202020202020ULL;
+	__u32 v = 0, j;
+
+	if (lo != AURUM_HTTP_NAME8('c', 'o', 'n', 't', 'e', 'n', 't', '-') ||
+	    (hi & 0x00ffffffffffffffULL) != AURUM_HTTP_NAME8('l', 'e', 'n', 'g', 't', 'h', ':', 0))
+		return 0;
+	for (j = 15; j < 15 + 12; j++) {
+		__u8 d = b[j];
+
+		if (d == ' ' && v == 0)
+			continue;
+		if (d < '0' || d > '9')
+			break;
+		v = v * 10 + (d - '0');
+	}
+	return v;
+}
 
 static long scan_byte(__u32 i, struct scan_ctx *c)
 {
@@ -443,21 +468,43 @@ static long scan_byte(__u32 i, struct scan_ctx *c)
 	buf = bpf_map_lookup_elem(&http_scratch, &zero);
 	if (!buf || i >= c->n || i >= HTTP_SCAN)
 		return 1;
+	if (i < c->skip_to)
+		return 0;
 	idx = i;
 	asm volatile("%[x] &= 0xff" : [x] "+r"(idx)); /* HTTP_SCAN - 1, opaque to clang */
 	ch = buf->b[idx];
-	if (ch == '\r')
+	if (ch == '\r') {
 		c->state = c->state == 2 ? 3 : 1;
-	else if (ch == '\n' && (c->state == 1 || c->state == 3))
-		c->state++;
-	else
-		c->state = 0;
-	if (c->state != 4)
 		return 0;
-	c->state = 0;
+	}
+	if (ch != '\n' || (c->state != 1 && c->state != 3)) {
+		c->state = 0;
+		return 0;
+	}
+	c->state++;
 	next = i + 1;
+	if (c->state == 2) {
+		/* A header line starts at `next`. */
+		if (next + 27 <= HTTP_SCAN + AURUM_HTTP_PEEK && next + 16 <= c->n) {
+			idx = next;
+			asm volatile("%[x] &= 0xff" : [x] "+r"(idx));
+			if (idx + 27 <= HTTP_SCAN + AURUM_HTTP_PEEK) {
+				__u32 v = content_length(buf->b + idx);
+
+				if (v)
+					c->clen = v;
+			}
+		}
+		return 0;
+	}
+	/* The header block ended: its body (if any) is stepped over. */
+	c->state = 0;
+	next += c->clen;
+	c->clen = 0;
+	c->body_end = next;
 	if (next >= c->n)
 		return 1;
+	c->skip_to = next;
 	left = c->n - next;
 	idx = next;
 	asm volatile("%[x] &= 0xff" : [x] "+r"(idx));
@@ -471,20 +518,24 @@ static long scan_byte(__u32 i, struct scan_ctx *c)
 }
 
 static __always_inline __u32 scan_pipelined(struct __sk_buff *skb, __u32 off, __u32 avail,
-					     struct http_scratch *buf)
+					     struct http_scratch *buf, __u32 *body_left)
 {
 	struct scan_ctx c = {};
 	__u64 n = avail < HTTP_SCAN ? avail : HTTP_SCAN;
 
-	/* The shortest request ("GET / HTTP/1.1\r\n\r\n" is 18 bytes) followed by another. */
-	if (avail < 2 * 18)
+	*body_left = 0;
+	/* "GET / HTTP/1.1\r\n\r\n" is 18 bytes. */
+	if (avail < 18)
 		return 0;
 	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
 	if (n == 0 || n > HTTP_SCAN || bpf_skb_load_bytes(skb, off, buf->b, n))
 		return 0;
 	c.n = n;
-	/* Skip the first request line: its header block cannot end before byte 16. */
 	bpf_loop(n, scan_byte, &c, 0);
+	/* The last header block's body goes past this segment: the segments carrying it are not
+	 * looked at for request lines (a body may well start with "GET "). */
+	if (c.body_end > avail)
+		*body_left = c.body_end - avail;
 	return c.found;
 }
 
@@ -570,6 +621,15 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 		h->next_seq = s.seq + s.plen;
 		h->seq_valid = 1;
 
+		if (h->body_left) {
+			if (avail <= h->body_left) {
+				h->body_left -= avail;
+				goto flags;
+			}
+			off += h->body_left;
+			avail -= h->body_left;
+			h->body_left = 0;
+		}
 		n = peek(skb, off, avail, w);
 		if (!n)
 			goto flags;
@@ -586,7 +646,7 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 				struct http_scratch *buf = bpf_map_lookup_elem(&http_scratch, &zero);
 
 				push_request(skb, sk, st, r, start_ns, off, avail);
-				more = buf ? scan_pipelined(skb, off, avail, buf) : 0;
+				more = buf ? scan_pipelined(skb, off, avail, buf, &h->body_left) : 0;
 				for (k = 0; k < HTTP_MORE; k++) {
 					__u32 a;
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "core/fd.h"
 #include "core/log.h"
@@ -135,11 +136,21 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 
 HttpCollector::~HttpCollector() { programs_->detach(); }
 
+identity::ServiceId HttpCollector::service_of(identity::ServiceDirectory &dir, const aurum_proc_key &k, const char *comm)
+{
+	auto it = owners_.find(k);
+	if (it != owners_.end() && !dir.alive(k) && dir.exists(it->second))
+		return it->second;
+	identity::ServiceId sid = dir.service_of(k, comm, 0);
+	owners_[k] = sid;
+	return sid;
+}
+
 void HttpCollector::on_event(const aurum_http_event &e)
 {
 	if (!dir_)
 		return;
-	identity::ServiceId sid = dir_->service_of(e.owner, "", 0);
+	identity::ServiceId sid = service_of(*dir_, e.owner, "");
 	std::size_t n = std::min<std::size_t>(e.target_len, AURUM_HTTP_TARGET);
 	std::string_view line(e.target, n);
 	std::string route = routes_.route(std::to_string(sid), proto::http_request_target(line));
@@ -169,7 +180,7 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 	for_each_entry<aurum_http_flow_key, aurum_http_flow>(ffd, [&](const aurum_http_flow_key &k, aurum_http_flow &f) {
 		f.comm[AURUM_COMM_LEN - 1] = '\0';
 		comms[{k.owner.tgid, k.owner.start_ns}] = f.comm;
-		identity::ServiceId sid = dir.service_of(k.owner, f.comm, 0);
+		identity::ServiceId sid = service_of(dir, k.owner, f.comm);
 		active_[{sid, k.side}] += static_cast<std::int64_t>(f.started - f.finished);
 		if (!dir.alive(k.owner))
 			dead_flows.push_back(k);
@@ -182,7 +193,7 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 	for_each_entry<aurum_http_key, aurum_http_stats>(sfd, [&](const aurum_http_key &k, const aurum_http_stats &v) {
 		auto &seen = seen_[k];
 		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
-		identity::ServiceId sid = dir.service_of(k.owner, c != comms.end() ? c->second.c_str() : "", 0);
+		identity::ServiceId sid = service_of(dir, k.owner, c != comms.end() ? c->second.c_str() : "");
 		// With routes on, the server side comes from the ringbuf (it carries the route).
 		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {
 			auto &h = totals_[{sid, k.side, k.method, k.status, k.port, ""}];
@@ -198,6 +209,14 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 	for (const auto &k : dead) {
 		bpf_map_delete_elem(sfd, &k);
 		seen_.erase(k);
+	}
+	// Owners with nothing left in the maps are forgotten; a straggler is named afresh.
+	std::set<std::pair<__u32, __u64>> live;
+	for (const auto &[k, v] : seen_)
+		live.insert({k.owner.tgid, k.owner.start_ns});
+	for (auto it = owners_.begin(); it != owners_.end();) {
+		bool keep = dir.alive(it->first) || live.count({it->first.tgid, it->first.start_ns});
+		it = keep ? std::next(it) : owners_.erase(it);
 	}
 }
 

@@ -55,8 +55,18 @@ private:
 	struct Seen {
 		aurum_http_stats last{};
 	};
+	struct ProcLess {
+		bool operator()(const aurum_proc_key &a, const aurum_proc_key &b) const
+		{
+			return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
+		}
+	};
+	// The service of a process the kernel named; a process that died keeps the service it had
+	// while alive (the directory would name it by comm alone once /proc forgot it).
+	identity::ServiceId service_of(identity::ServiceDirectory &dir, const aurum_proc_key &k, const char *comm);
 	struct Impl;
 	std::unique_ptr<Impl> impl_;
+	std::map<aurum_proc_key, identity::ServiceId, ProcLess> owners_;
 	std::unique_ptr<ProgramSet> programs_;
 	Options opts_;
 	bool loaded_ = false;
