@@ -4,8 +4,9 @@
  * cgroup_skb programs copy the TCP payload of segments on ports userspace marked (the listening
  * ports of databases and brokers, and configured ones) into a ringbuf, with the TCP sequence
  * number so that userspace can drop retransmitted bytes and see gaps. Userspace runs one
- * protocol state machine per socket and direction (userspace/proto/). Every other segment costs
- * one array lookup per port. */
+ * protocol state machine per socket and direction (userspace/proto/). Segments without payload
+ * are sent only when they carry FIN or RST, so that userspace can free a closed connection's
+ * state. Every other segment costs one array lookup per port. */
 #ifndef AURUM_STREAM_H
 #define AURUM_STREAM_H
 #include "common.h"
@@ -21,6 +22,8 @@ enum aurum_stream_flags {
 	AURUM_STREAM_INGRESS = 1 << 0,   /* else egress */
 	AURUM_STREAM_SERVER = 1 << 1,    /* the marked port is this socket's local port */
 	AURUM_STREAM_TRUNCATED = 1 << 2, /* copied < len: the rest is a gap */
+	AURUM_STREAM_FIN = 1 << 3,       /* the segment ends its direction (may carry payload) */
+	AURUM_STREAM_RST = 1 << 4,       /* the connection is reset */
 };
 
 /* Copies are made in size classes so that a small segment does not reserve a large record. */

@@ -143,8 +143,12 @@ StreamCollector::~StreamCollector()
 
 void StreamCollector::consume()
 {
+	// The kernel side wakes us only when the ring fills up (bpf/stream.bpf.c): drain it every
+	// 20 ms whether or not a wakeup came.
 	while (!stop_) {
-		int n = ring_buffer__poll(impl_->rb, 100);
+		int n = ring_buffer__poll(impl_->rb, 20);
+		if (n >= 0)
+			n = ring_buffer__consume(impl_->rb);
 		if (n < 0 && n != -EINTR) {
 			log::error("stream: ring buffer poll: %s", std::strerror(-n));
 			return;
@@ -155,18 +159,32 @@ void StreamCollector::consume()
 void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *data)
 {
 	std::lock_guard lock(mu_);
-	auto &c = conns_[e.cookie];
+	bool closing = e.flags & (AURUM_STREAM_FIN | AURUM_STREAM_RST);
+	auto found = conns_.find(e.cookie);
+	if (found == conns_.end()) {
+		if (e.len == 0)
+			return; // the close of a connection already forgotten (or never seen)
+		found = conns_.try_emplace(e.cookie).first;
+	}
+	auto &c = found->second;
 	bool ingress = e.flags & AURUM_STREAM_INGRESS;
 	if (c.proto == AURUM_STREAM_NONE) {
 		c.proto = e.proto;
 		c.server = e.flags & AURUM_STREAM_SERVER;
 		c.server_port = c.server ? e.local_port : e.remote_port;
 	}
-	if (e.owner.tgid)
+	if (e.owner.tgid && std::memcmp(&e.owner, &c.owner, sizeof c.owner) != 0) {
+		if (c.owner.tgid)
+			c.previous_owner = c.owner;
 		c.owner = e.owner;
+		owner_info(c.owner, c.previous_owner); // learn its name now, while it is most likely alive
+	}
 	c.last_ns = e.ts_ns;
-	if (c.ignored)
+	if (c.ignored) {
+		if (closing)
+			forget(found);
 		return;
+	}
 
 	// Sequence numbers: drop what was seen (retransmits), turn holes into gaps.
 	Dir &d = ingress ? c.in : c.out;
@@ -188,6 +206,25 @@ void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *da
 		feed(c, ingress, data + skip, static_cast<std::size_t>(have - skip), e.ts_ns);
 	if (e.len > have)
 		gap(c, ingress, e.len - std::max<std::uint64_t>(have, skip));
+	if (closing) {
+		// Both FINs or a reset: nothing more will be parsed on this socket (a retransmitted
+		// FIN finds nothing and is dropped above).
+		d.fin = d.fin || (e.flags & AURUM_STREAM_FIN);
+		if ((e.flags & AURUM_STREAM_RST) || (c.in.fin && c.out.fin))
+			forget(found);
+	}
+}
+
+void StreamCollector::forget(std::unordered_map<std::uint64_t, Conn>::iterator it)
+{
+	auto &c = it->second;
+	if (c.pg)
+		malformed_pg_ += c.pg->stats().malformed;
+	if (c.amqp) {
+		malformed_amqp_ += c.amqp->stats().malformed;
+		account_amqp(c);
+	}
+	conns_.erase(it);
 }
 
 void StreamCollector::feed(Conn &c, bool ingress, const std::uint8_t *data, std::size_t len, std::uint64_t ts)
@@ -215,7 +252,7 @@ void StreamCollector::feed(Conn &c, bool ingress, const std::uint8_t *data, std:
 					self->unknown_owner_events_++;
 					return;
 				}
-				auto &t = self->totals(conn->owner);
+				auto &t = self->totals(*conn);
 				PgKey k{conn->server, q.error_class, conn->server ? std::uint16_t(0) : conn->server_port};
 				t.pg[k].observe(static_cast<double>(q.end_ns - q.start_ns) / 1e9);
 			});
@@ -231,7 +268,7 @@ void StreamCollector::feed(Conn &c, bool ingress, const std::uint8_t *data, std:
 						return;
 					if (s.how == proto::AmqpSettle::kAck || s.how == proto::AmqpSettle::kNack ||
 					    s.how == proto::AmqpSettle::kReject)
-						self->totals(conn->owner).amqp_settle.observe(
+						self->totals(*conn).amqp_settle.observe(
 							static_cast<double>(s.settle_ns - s.deliver_ns) / 1e9);
 				},
 				&topology_);
@@ -258,7 +295,7 @@ void StreamCollector::account_amqp(Conn &c)
 	if (!c.owner.tgid)
 		return; // counted once the owner is known: amqp_seen stays behind until then
 	const auto &now = c.amqp->counts();
-	auto &t = totals(c.owner).amqp;
+	auto &t = totals(c).amqp;
 	auto &was = c.amqp_seen;
 #define AURUM_DELTA(field) t.field += now.field - was.field
 	AURUM_DELTA(publish);
@@ -273,20 +310,31 @@ void StreamCollector::account_amqp(Conn &c)
 	was = now;
 }
 
-StreamCollector::ProcTotals &StreamCollector::totals(const aurum_proc_key &owner)
+StreamCollector::OwnerInfo &StreamCollector::owner_info(const aurum_proc_key &owner, const aurum_proc_key &previous)
 {
-	auto [it, fresh] = procs_.try_emplace(owner);
-	if (fresh || it->second.comm.empty()) {
-		// Read now, while the process (often a short-lived database backend) still exists.
-		if (auto st = procfs_.stat(static_cast<pid_t>(owner.tgid));
-		    st && identity::ServiceDirectory::same_start(owner.start_ns, st->start_ticks)) {
-			it->second.comm = st->comm;
-			if (auto parent = procfs_.stat(st->ppid); parent && parent->comm == st->comm) {
-				const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(identity::ProcFs::clock_ticks());
-				it->second.forked_from = {static_cast<__u32>(parent->pid), 0, parent->start_ticks * ns_per_tick};
-			}
+	auto [it, fresh] = owners_.try_emplace(owner);
+	auto &info = it->second;
+	if (!fresh && !info.comm.empty())
+		return info;
+	if (auto st = procfs_.stat(static_cast<pid_t>(owner.tgid));
+	    st && identity::ServiceDirectory::same_start(owner.start_ns, st->start_ticks)) {
+		info.comm = st->comm;
+		if (auto parent = procfs_.stat(st->ppid); parent && parent->comm == st->comm) {
+			const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(identity::ProcFs::clock_ticks());
+			info.stand_in = {static_cast<__u32>(parent->pid), 0, parent->start_ticks * ns_per_tick};
+			return info;
 		}
 	}
+	if (!info.stand_in.tgid && previous.tgid)
+		info.stand_in = previous;
+	return info;
+}
+
+StreamCollector::ProcTotals &StreamCollector::totals(const Conn &c)
+{
+	auto [it, fresh] = procs_.try_emplace(c.owner);
+	if (fresh || it->second.comm.empty())
+		it->second.comm = owner_info(c.owner, c.previous_owner).comm;
 	return it->second;
 }
 
@@ -299,16 +347,17 @@ bool StreamCollector::process_alive(const aurum_proc_key &key) const
 identity::ServiceId StreamCollector::service_of(identity::ServiceDirectory &dir, const aurum_proc_key &key,
 						 const ProcTotals &t)
 {
+	auto &info = owner_info(key, {});
 	if (process_alive(key)) {
-		auto id = dir.service_of(key, t.comm.c_str(), 0);
-		owner_services_[key] = {id, 0};
-		return id;
+		info.service = dir.service_of(key, t.comm.c_str(), 0);
+		info.has_service = true;
+		return info.service;
 	}
-	if (auto it = owner_services_.find(key); it != owner_services_.end() && dir.exists(it->second.id))
-		return it->second.id;
-	// Gone before any poll saw it alive: a forked worker is its parent's, else its comm names it.
-	if (t.forked_from.tgid && process_alive(t.forked_from))
-		return dir.service_of(t.forked_from, t.comm.c_str(), 0);
+	if (info.has_service && dir.exists(info.service))
+		return info.service;
+	// Gone before any poll saw it alive: named by its stand-in, else by its comm.
+	if (info.stand_in.tgid && process_alive(info.stand_in))
+		return dir.service_of(info.stand_in, "", 0);
 	return dir.service_of(key, t.comm.c_str(), 0);
 }
 
@@ -357,12 +406,12 @@ void StreamCollector::poll(identity::ServiceDirectory &dir)
 		a.dead_lettered += b.dead_lettered, a.dlx_deliveries += b.dlx_deliveries, a.requeued += b.requeued;
 	}
 	procs_.clear();
-	for (auto it = owner_services_.begin(); it != owner_services_.end();) {
+	for (auto it = owners_.begin(); it != owners_.end();) {
 		if (process_alive(it->first)) {
 			it->second.polls_gone = 0;
 			++it;
-		} else if (++it->second.polls_gone >= 2) {
-			it = owner_services_.erase(it);
+		} else if (++it->second.polls_gone >= 3) {
+			it = owners_.erase(it);
 		} else {
 			++it;
 		}
@@ -387,11 +436,8 @@ void StreamCollector::poll(identity::ServiceDirectory &dir)
 			dead = !a->second;
 		}
 		if (idle || dead) {
-			if (c.pg)
-				malformed_pg_ += c.pg->stats().malformed;
-			if (c.amqp)
-				malformed_amqp_ += c.amqp->stats().malformed;
-			it = conns_.erase(it);
+			auto gone = it++;
+			forget(gone);
 			continue;
 		}
 		if (c.amqp && c.owner.tgid)
@@ -464,6 +510,10 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 				   "Message headers or frames that failed validation on a parsed port (the "
 				   "parser resynchronises or gives up on that connection).",
 				   MetricType::Counter);
+	auto tracked = metrics::family("aurum_stream_connections",
+				       "Sockets whose streams are being parsed now (freed at FIN in both directions, "
+				       "RST, the owner's exit, or 10 minutes of silence).",
+				       MetricType::Gauge);
 	{
 		std::lock_guard lock(mu_);
 		std::uint64_t pg = malformed_pg_, amqp = malformed_amqp_;
@@ -475,9 +525,11 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 		}
 		metrics::add_counter(bad, {{"protocol", "postgresql"}}, static_cast<double>(pg));
 		metrics::add_counter(bad, {{"protocol", "amqp"}}, static_cast<double>(amqp));
+		metrics::add_gauge(tracked, {}, static_cast<double>(conns_.size()));
 	}
 	out.push_back(std::move(watched));
 	out.push_back(std::move(bad));
+	out.push_back(std::move(tracked));
 	out.push_back(std::move(server));
 	out.push_back(std::move(client));
 	out.push_back(std::move(msgs));

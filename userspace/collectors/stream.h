@@ -57,9 +57,6 @@ public:
 	};
 	struct ProcTotals {
 		std::string comm; // names the process if it is gone before poll() (a short backend)
-		// Its parent when it was first seen, if the parent had the same comm (a forked worker
-		// that did not exec, such as a PostgreSQL backend): a gone worker is named by its parent.
-		aurum_proc_key forked_from{};
 		std::map<PgKey, Hist> pg;
 		proto::AmqpCounts amqp{};
 		Hist amqp_settle;
@@ -69,6 +66,7 @@ public:
 private:
 	struct Dir {
 		bool seen = false;
+		bool fin = false; // this direction ended: its FIN went by
 		std::uint32_t next_seq = 0;
 	};
 	struct Conn {
@@ -76,6 +74,7 @@ private:
 		bool server = false;
 		bool ignored = false; // an "auto" port whose first bytes were neither protocol
 		aurum_proc_key owner{};
+		aurum_proc_key previous_owner{}; // the owner before the current one (e.g. the listener's)
 		std::uint16_t server_port = 0;
 		Dir in, out;
 		std::unique_ptr<proto::PgsqlParser> pg;
@@ -86,7 +85,8 @@ private:
 	void feed(Conn &c, bool ingress, const std::uint8_t *data, std::size_t len, std::uint64_t ts);
 	void gap(Conn &c, bool ingress, std::uint64_t n);
 	void account_amqp(Conn &c);
-	ProcTotals &totals(const aurum_proc_key &owner);
+	void forget(std::unordered_map<std::uint64_t, Conn>::iterator it);
+	ProcTotals &totals(const Conn &c);
 	void consume();
 	void update_ports(identity::ServiceDirectory &dir);
 	bool process_alive(const aurum_proc_key &key) const;
@@ -115,14 +115,20 @@ private:
 	// Per-service totals (poll folds procs_ into these under the agent lock).
 	std::map<identity::ServiceId, ProcTotals> services_;
 	std::map<identity::ServiceId, std::uint64_t> unacked_;
-	// The service of each owner seen alive by poll(), so that what its sockets carried after the
-	// directory's last look (a client or backend that has exited since) keeps its name. An entry
-	// is dropped at the second poll that finds the process gone.
-	struct OwnerService {
-		identity::ServiceId id = 0;
+	// What names each owner once it has exited (a short client, a PostgreSQL backend that lived
+	// for one connection), learned while it was alive: its comm, the service poll() found for
+	// it, and a stand-in: its parent if it is a forked worker with the parent's comm, else the
+	// socket's previous owner (the listener's process, for an accepted socket). Dropped at the
+	// third poll that finds the process gone (late events of a dead owner still find it).
+	struct OwnerInfo {
+		std::string comm;
+		aurum_proc_key stand_in{};
+		bool has_service = false;
+		identity::ServiceId service = 0;
 		int polls_gone = 0;
 	};
-	std::map<aurum_proc_key, OwnerService, KeyLess> owner_services_;
+	std::map<aurum_proc_key, OwnerInfo, KeyLess> owners_;
+	OwnerInfo &owner_info(const aurum_proc_key &owner, const aurum_proc_key &previous);
 	std::map<std::uint16_t, std::uint8_t> ports_set_;
 
 	std::atomic<bool> stop_{false};
