@@ -40,6 +40,8 @@ agent_start() {
 	"$AGENT" --web.listen-address 127.0.0.1:$BENCH_PORT --log.level warn "$@" >/tmp/aurum-bench-agent.log 2>&1 &
 	AGENT_PID=$!
 	for _ in $(seq 1 600); do
+		# Our own agent must be the one answering: a leftover on the port would fool /healthz.
+		kill -0 "$AGENT_PID" 2>/dev/null || break
 		curl -fs -o /dev/null http://127.0.0.1:$BENCH_PORT/healthz && return 0
 		sleep 0.1
 	done
