@@ -144,6 +144,9 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 			__u32 slot = aurum_log2_slot(delay, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
 
 			s = stats_get(next, &key);
+			/* Checked again after the call, on the register used for the access: older
+			 * verifiers (5.10, 6.1) lose the bound of a 32-bit value spilled across it. */
+			asm volatile("" : "+r"(slot));
 			if (s && slot < AURUM_RQ_SLOTS) {
 				__sync_fetch_and_add(&s->rq_slots[slot], 1);
 				__sync_fetch_and_add(&s->rq_count, 1);

@@ -104,10 +104,16 @@ void route_libbpf_log()
 						  : log::Level::debug;
 		if (l < log::level())
 			return 0;
-		char buf[4096];
-		int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-		// libbpf sends partial and multi-line messages (verifier logs): one log line each.
-		std::string s(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1) : 0);
+		// Verifier logs arrive as one message of any length: size it first, keep all of it.
+		va_list copy;
+		va_copy(copy, ap);
+		int n = std::vsnprintf(nullptr, 0, fmt, copy);
+		va_end(copy);
+		if (n <= 0)
+			return 0;
+		std::string s(static_cast<size_t>(n) + 1, '\0');
+		std::vsnprintf(s.data(), s.size(), fmt, ap);
+		s.resize(static_cast<size_t>(n));
 		size_t start = 0;
 		while (start < s.size()) {
 			size_t end = s.find('\n', start);
