@@ -55,7 +55,17 @@ struct {
 	__type(value, __u64);
 } net_lost SEC(".maps");
 
+/* Socket owners where tracing programs cannot use sk_storage (< 5.11): keyed by the socket's
+ * address, deleted when the socket reaches CLOSE; LRU so that a missed CLOSE cannot fill it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct aurum_sock_owner);
+} net_sk_h SEC(".maps");
+
 static const struct aurum_net_stats zero_stats;
+static const struct aurum_sock_owner zero_owner;
 
 static __always_inline bool is_tcp(const struct sock *sk)
 {
@@ -93,12 +103,24 @@ static __always_inline struct aurum_net_stats *stats_get(const struct aurum_proc
 	return s;
 }
 
-static __always_inline struct aurum_sock_owner *owner_get(const struct sock *sk, bool create)
+/* sks: the owner lives in sk_storage (the shared sock_owner map), else in net_sk_h. */
+static __always_inline struct aurum_sock_owner *owner_get(const struct sock *sk, bool create, bool sks)
 {
 	struct aurum_sock_owner *o;
+	__u64 addr = (__u64)sk;
 
-	o = bpf_sk_storage_get(&sock_owner, (void *)sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
-	if (!o && create)
+	if (sks) {
+		o = bpf_sk_storage_get(&sock_owner, (void *)sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+		if (!o && create)
+			aurum_count_loss(&net_lost, AURUM_NET_LOSS_SK_STORAGE);
+		return o;
+	}
+	o = bpf_map_lookup_elem(&net_sk_h, &addr);
+	if (o || !create)
+		return o;
+	bpf_map_update_elem(&net_sk_h, &addr, &zero_owner, BPF_NOEXIST);
+	o = bpf_map_lookup_elem(&net_sk_h, &addr);
+	if (!o)
 		aurum_count_loss(&net_lost, AURUM_NET_LOSS_SK_STORAGE);
 	return o;
 }
@@ -136,7 +158,7 @@ static __always_inline void count_established(const struct sock *sk, struct auru
 }
 
 /* The calling task touches a socket it does not own (yet): it becomes the owner. */
-static __noinline void take_over(const struct sock *sk, struct aurum_sock_owner *o)
+static __always_inline void take_over(const struct sock *sk, struct aurum_sock_owner *o, bool sks)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct aurum_net_stats *s;
@@ -173,18 +195,18 @@ static __noinline void take_over(const struct sock *sk, struct aurum_sock_owner 
 		count_established(sk, o, task, 0);
 }
 
-static __always_inline void on_length(struct sock *sk, int ret, int flags, bool tx)
+static __always_inline void on_length(struct sock *sk, int ret, int flags, bool tx, bool sks)
 {
 	struct aurum_sock_owner *o;
 	struct aurum_net_stats *s;
 
 	if (ret <= 0 || !is_tcp(sk) || (!tx && (flags & MSG_PEEK)))
 		return;
-	o = owner_get(sk, true);
+	o = owner_get(sk, true, sks);
 	if (!o)
 		return;
 	if (o->owner.tgid != (__u32)(bpf_get_current_pid_tgid() >> 32))
-		take_over(sk, o);
+		take_over(sk, o, sks);
 	if (!o->owner.tgid) {
 		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
 		return;
@@ -209,7 +231,7 @@ static __always_inline __u32 fail_reason(const struct sock *sk)
 	return AURUM_NET_FAIL_OTHER;
 }
 
-static __always_inline void on_listen(const struct sock *sk, int oldstate, int newstate)
+static __always_inline void on_listen(const struct sock *sk, int oldstate, int newstate, bool sks)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct aurum_net_listen_key k;
@@ -222,13 +244,13 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		aurum_proc_key(task, &v.owner);
 		if (bpf_map_update_elem(&net_listen, &k, &v, BPF_ANY))
 			aurum_count_loss(&net_lost, AURUM_NET_LOSS_LISTEN_MAP_FULL);
-		o = owner_get(sk, true);
+		o = owner_get(sk, true, sks);
 		if (o)
 			o->owner = v.owner;
 		return;
 	}
 	/* LISTEN -> CLOSE: forget the port unless another socket (SO_REUSEPORT) took it over. */
-	o = owner_get(sk, false);
+	o = owner_get(sk, false, sks);
 	l = bpf_map_lookup_elem(&net_listen, &k);
 	if (l && (!o || (l->owner.tgid == o->owner.tgid && l->owner.start_ns == o->owner.start_ns)))
 		bpf_map_delete_elem(&net_listen, &k);
@@ -262,7 +284,7 @@ static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aur
 	return n;
 }
 
-static __always_inline void on_state(const struct sock *sk, int oldstate, int newstate)
+static __always_inline void on_state_body(const struct sock *sk, int oldstate, int newstate, bool sks)
 {
 	struct aurum_sock_owner *o;
 	struct aurum_net_stats *s;
@@ -272,14 +294,14 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		return;
 	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) {
 		if (newstate == TCP_LISTEN || newstate == TCP_CLOSE)
-			on_listen(sk, oldstate, newstate);
+			on_listen(sk, oldstate, newstate, sks);
 		return;
 	}
 	if (newstate == TCP_SYN_SENT) {
 		/* connect() (or a TCP Fast Open sendmsg) runs in the connector's context. */
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
-		o = owner_get(sk, true);
+		o = owner_get(sk, true, sks);
 		if (!o)
 			return;
 		aurum_proc_key(task, &o->owner);
@@ -292,7 +314,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 	if (newstate == TCP_ESTABLISHED) {
 		now = bpf_ktime_get_ns();
 		if (oldstate == TCP_SYN_SENT) {
-			o = owner_get(sk, false);
+			o = owner_get(sk, false, sks);
 			if (!o || !o->owner.tgid)
 				return;
 			s = stats_get(&o->owner, 0);
@@ -314,7 +336,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		struct aurum_net_listen_key k;
 		struct aurum_net_listener *l;
 
-		o = owner_get(sk, true);
+		o = owner_get(sk, true, sks);
 		if (!o)
 			return;
 		o->dir = AURUM_SOCK_DIR_INBOUND;
@@ -333,7 +355,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		return;
 	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-		o = owner_get(sk, false);
+		o = owner_get(sk, false, sks);
 		if (!o || !o->owner.tgid)
 			return;
 		s = stats_get(&o->owner, 0);
@@ -342,7 +364,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		return;
 	}
 	if (oldstate == TCP_ESTABLISHED) {
-		o = owner_get(sk, false);
+		o = owner_get(sk, false, sks);
 		if (!o || !(o->flags & AURUM_NET_F_ACTIVE) || !o->owner.tgid)
 			return;
 		o->flags &= ~AURUM_NET_F_ACTIVE;
@@ -353,7 +375,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 	if (bytes_at_close && newstate == TCP_CLOSE) {
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 
-		o = owner_get(sk, false);
+		o = owner_get(sk, false, sks);
 		if (!o || !o->owner.tgid || o->dir == AURUM_SOCK_DIR_UNKNOWN)
 			return;
 		s = stats_get(&o->owner, 0);
@@ -364,14 +386,25 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 	}
 }
 
+static __always_inline void on_state(const struct sock *sk, int oldstate, int newstate, bool sks)
+{
+	__u64 addr = (__u64)sk;
+
+	on_state_body(sk, oldstate, newstate, sks);
+	/* sk_storage dies with the socket; the hash entry must not outlive it (addresses are
+	 * reused). A socket can be connected again after CLOSE: it starts from a new entry. */
+	if (!sks && newstate == TCP_CLOSE)
+		bpf_map_delete_elem(&net_sk_h, &addr);
+}
+
 /* A socket-level event in softirq or a timer: charged to the socket's owner, if known. */
-static __always_inline struct aurum_net_stats *owner_stats(const struct sock *sk)
+static __always_inline struct aurum_net_stats *owner_stats(const struct sock *sk, bool sks)
 {
 	struct aurum_sock_owner *o;
 
 	if (!sk || !is_tcp(sk))
 		return 0;
-	o = owner_get(sk, false);
+	o = owner_get(sk, false, sks);
 	if (!o || !o->owner.tgid) {
 		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
 		return 0;
@@ -379,24 +412,25 @@ static __always_inline struct aurum_net_stats *owner_stats(const struct sock *sk
 	return stats_get(&o->owner, 0);
 }
 
+/* Owners in sk_storage (5.11+). */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	on_state(sk, oldstate, newstate);
+	on_state(sk, oldstate, newstate, true);
 	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(send_btf, struct sock *sk, int ret, int flags)
 {
-	on_length(sk, ret, flags, true);
+	on_length(sk, ret, flags, true, true);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
 {
-	on_length(sk, ret, flags, false);
+	on_length(sk, ret, flags, false, true);
 	return 0;
 }
 
@@ -404,7 +438,7 @@ int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
 {
-	struct aurum_net_stats *s = owner_stats(sk);
+	struct aurum_net_stats *s = owner_stats(sk, true);
 	struct tcp_skb_cb *cb;
 	__u16 segs;
 
@@ -424,7 +458,7 @@ int BPF_PROG(rst_sent_btf, const struct sock *sk)
 
 	if (!sk)
 		return 0;
-	s = owner_stats(sk);
+	s = owner_stats(sk, true);
 	if (s)
 		__sync_fetch_and_add(&s->rst_sent, 1);
 	return 0;
@@ -433,7 +467,69 @@ int BPF_PROG(rst_sent_btf, const struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(rst_recv_btf, struct sock *sk)
 {
-	struct aurum_net_stats *s = owner_stats(sk);
+	struct aurum_net_stats *s = owner_stats(sk, true);
+
+	if (s)
+		__sync_fetch_and_add(&s->rst_recv, 1);
+	return 0;
+}
+
+/* Owners in net_sk_h: kernels whose tracing programs cannot use sk_storage (< 5.11). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(state_btf_h, const struct sock *sk, const int oldstate, const int newstate)
+{
+	on_state(sk, oldstate, newstate, false);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(send_btf_h, struct sock *sk, int ret, int flags)
+{
+	on_length(sk, ret, flags, true, false);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(recv_btf_h, struct sock *sk, int ret, int flags)
+{
+	on_length(sk, ret, flags, false, false);
+	return 0;
+}
+
+/* TcpRetransSegs counts segments: a TSO skb retransmitted whole is tcp_skb_pcount() of them. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retrans_btf_h, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct aurum_net_stats *s = owner_stats(sk, false);
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (!s)
+		return 0;
+	cb = (struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	return 0;
+}
+
+/* sk is NULL for a reset answering a segment no socket owns (a closed port): nobody's. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(rst_sent_btf_h, const struct sock *sk)
+{
+	struct aurum_net_stats *s;
+
+	if (!sk)
+		return 0;
+	s = owner_stats(sk, false);
+	if (s)
+		__sync_fetch_and_add(&s->rst_sent, 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(rst_recv_btf_h, struct sock *sk)
+{
+	struct aurum_net_stats *s = owner_stats(sk, false);
 
 	if (s)
 		__sync_fetch_and_add(&s->rst_recv, 1);
@@ -470,7 +566,7 @@ int adopt_iter(struct bpf_iter__task_file *ctx)
 		aurum_proc_key(task, &v.owner);
 		listen_key(sk, &k);
 		if (bpf_map_update_elem(&net_listen, &k, &v, BPF_NOEXIST) == 0 || bpf_map_lookup_elem(&net_listen, &k)) {
-			o = owner_get(sk, true);
+			o = owner_get(sk, true, true);
 			if (o && !o->owner.tgid)
 				o->owner = v.owner;
 		} else {
@@ -480,7 +576,7 @@ int adopt_iter(struct bpf_iter__task_file *ctx)
 	}
 	if (state != TCP_ESTABLISHED)
 		return 0;
-	o = owner_get(sk, true);
+	o = owner_get(sk, true, true);
 	if (!o || (o->flags & AURUM_NET_F_ACTIVE))
 		return 0;
 	if (!o->owner.tgid)

@@ -31,33 +31,43 @@ constexpr auto kDeadGrace = std::chrono::minutes(10);
 const char *kDirs[AURUM_NET_DIRS] = {"inbound", "outbound"};
 const char *kFails[AURUM_NET_FAILS] = {"refused", "timeout", "other"};
 
-// Every program needs tp_btf and sk_storage; bpf_sk_storage_get in tracing programs (5.11) has
-// no feature of its own: a kernel without it fails the load, reported as such.
-std::vector<HookSpec> net_hooks(bool length_tps, std::function<bpf_link *(bpf_program *)> attach_iter)
+// Owners in sk_storage need bpf_sk_storage_get in tracing programs (5.11), which has no
+// feature probe of its own: where the load refuses it, the object is loaded again without those
+// variants (sk_in_tracing false) and the owners live in a hash keyed by socket address.
+std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, std::function<bpf_link *(bpf_program *)> attach_iter)
 {
 	const std::vector<Feature> sk = {Feature::tp_btf, Feature::sk_storage};
-	auto one = [&](const char *prog) { return std::vector<Variant>{{"tp_btf", {prog}, sk}}; };
+	const std::vector<Feature> h = {Feature::tp_btf};
+	auto two = [&](const std::string &prog) {
+		std::vector<Variant> v;
+		if (sk_in_tracing)
+			v.push_back({"tp_btf+sk_storage", {prog}, sk});
+		v.push_back({"tp_btf+hash", {prog + "_h"}, h});
+		return v;
+	};
 	// Without sock_send_length/sock_recv_length (< 6.3) bytes are read from the TCP counters at
 	// close, by the inet_sock_set_state program: no program of its own.
 	auto bytes = [&](const char *prog) {
 		std::vector<Variant> v;
 		if (length_tps)
-			v.push_back({"tp_btf", {prog}, sk});
-		v.push_back({"bytes_at_close", {}, sk});
+			v = two(prog);
+		v.push_back({"bytes_at_close", {}, h});
 		return v;
 	};
-	std::vector<Variant> adopt = {{"bpf_iter", {"adopt_iter"}, sk}};
+	std::vector<Variant> adopt;
+	if (sk_in_tracing)
+		adopt.push_back({"bpf_iter", {"adopt_iter"}, sk});
 	if (length_tps)
-		adopt.push_back({"first_send_recv", {}, sk});
+		adopt.push_back({"first_send_recv", {}, h});
 	return {
 		{"inet_sock_set_state", false, "connections, connect duration, failed connects, listening ports, socket owners",
-		 one("state_btf"), {}},
+		 two("state_btf"), {}},
 		{"sock_send_length", false, "transmitted bytes of live connections (counted at close instead)", bytes("send_btf"), {}},
 		{"sock_recv_length", false, "received bytes of live connections (counted at close instead)", bytes("recv_btf"), {}},
-		{"tcp_retransmit_skb", false, "retransmits", one("retrans_btf"), {}},
-		{"tcp_send_reset", false, "resets sent", one("rst_sent_btf"), {}},
-		{"tcp_receive_reset", false, "resets received", one("rst_recv_btf"), {}},
-		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv)",
+		{"tcp_retransmit_skb", false, "retransmits", two("retrans_btf"), {}},
+		{"tcp_send_reset", false, "resets sent", two("rst_sent_btf"), {}},
+		{"tcp_receive_reset", false, "resets received", two("rst_recv_btf"), {}},
+		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
 		 adopt, std::move(attach_iter)},
 	};
 }
@@ -80,25 +90,39 @@ void run_iter(bpf_link *link)
 
 } // namespace
 
-NetCollector::NetCollector(const Features &features, Options opts) : impl_(std::make_unique<Impl>())
+NetCollector::NetCollector(const Features &features, Options opts)
 {
-	auto *skel = impl_->skel.get();
 	bool length_tps = !opts.bytes_at_close && features.has_btf_tracepoint("sock_send_length") &&
 			  features.has_btf_tracepoint("sock_recv_length");
-	programs_ = std::make_unique<ProgramSet>("net", skel->obj);
-	Impl *impl = impl_.get();
-	programs_->choose(net_hooks(length_tps, [impl](bpf_program *p) {
-				  impl->iter = bpf_program__attach_iter(p, nullptr);
-				  return impl->iter;
-			  }),
-			  features);
-	skel->rodata->bytes_at_close = programs_->chosen("sock_send_length") == "bytes_at_close";
-	bpf_map__set_max_entries(skel->maps.net_procs, opts.max_processes);
-	if (programs_->chosen("inet_sock_set_state").empty()) {
-		unavailable_ = "inet_sock_set_state: no variant (needs tp_btf and sk_storage)";
-	} else if (int err = net_bpf__load(skel)) {
-		// Typically bpf_sk_storage_get refused in tracing programs (< 5.11).
+	for (bool sk_in_tracing : {true, false}) {
+		unavailable_.clear();
+		programs_.reset();
+		impl_ = std::make_unique<Impl>();
+		auto *skel = impl_->skel.get();
+		programs_ = std::make_unique<ProgramSet>("net", skel->obj);
+		Impl *impl = impl_.get();
+		programs_->choose(net_hooks(length_tps, sk_in_tracing, [impl](bpf_program *p) {
+					  impl->iter = bpf_program__attach_iter(p, nullptr);
+					  return impl->iter;
+				  }),
+				  features);
+		std::string state = programs_->chosen("inet_sock_set_state");
+		sk_owners_ = state == "tp_btf+sk_storage";
+		skel->rodata->bytes_at_close = programs_->chosen("sock_send_length") == "bytes_at_close";
+		bpf_map__set_max_entries(skel->maps.net_procs, opts.max_processes);
+		bpf_map__set_autocreate(skel->maps.net_sk_h, !sk_owners_);
+		if (state.empty()) {
+			unavailable_ = "inet_sock_set_state: no variant (needs tp_btf)";
+			break;
+		}
+		int err = net_bpf__load(skel);
+		if (err == 0)
+			break;
 		unavailable_ = std::string("load failed: ") + std::strerror(-err) + " (see the libbpf lines above)";
+		if (!sk_owners_)
+			break;
+		log::warn("net: load with socket owners in sk_storage failed (bpf_sk_storage_get in tracing "
+			  "programs needs 5.11): owners in a hash by socket address instead");
 	}
 	if (!unavailable_.empty()) {
 		failed_hooks_ = programs_->status();
@@ -111,7 +135,8 @@ NetCollector::NetCollector(const Features &features, Options opts) : impl_(std::
 		return;
 	}
 	programs_->attach();
-	log::info("net: bytes from %s", skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length");
+	log::info("net: socket owners in %s; bytes from %s", sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
+		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length");
 	if (impl_->iter)
 		adopt_existing();
 }
@@ -147,7 +172,7 @@ std::vector<ProgramStats> NetCollector::program_stats() const
 
 int NetCollector::sock_owner_map_fd() const
 {
-	return unavailable_.empty() ? bpf_map__fd(impl_->skel->maps.sock_owner) : -1;
+	return unavailable_.empty() && sk_owners_ ? bpf_map__fd(impl_->skel->maps.sock_owner) : -1;
 }
 
 std::set<std::uint16_t> NetCollector::listening_ports(pid_t pid) const

@@ -36,7 +36,7 @@ public:
 	std::vector<Loss> losses() const override;
 
 	// The sk_storage map of struct aurum_sock_owner, for bpf_map__reuse_fd in the L7
-	// components; -1 when the component could not load.
+	// components; -1 when the component could not load or keeps owners in its own hash (< 5.11).
 	int sock_owner_map_fd() const;
 	// TCP ports a process listens on, as of the last poll (for identity port rules).
 	std::set<std::uint16_t> listening_ports(pid_t pid) const;
@@ -69,6 +69,7 @@ private:
 	std::unique_ptr<Impl> impl_;
 	std::unique_ptr<ProgramSet> programs_;
 	std::string unavailable_; // why the component did not load, "" when it did
+	bool sk_owners_ = false;  // owners in the shared sk_storage map (else in net_sk_h)
 	std::vector<HookStatus> failed_hooks_;
 	std::map<aurum_proc_key, Seen, KeyLess> seen_;
 	std::map<identity::ServiceId, Totals> totals_;
