@@ -95,8 +95,10 @@ static __always_inline struct aurum_sched_stats *stats_get(struct task_struct *t
 	/* EEXIST: another CPU created it first, fine. Anything else: the map is full. */
 	if (bpf_map_update_elem(&sched_procs, key, &zero_stats, BPF_NOEXIST) == 0) {
 		s = bpf_map_lookup_elem(&sched_procs, key);
-		if (s)
+		if (s) {
 			BPF_CORE_READ_STR_INTO(&s->comm, t, group_leader, comm);
+			s->ppid = BPF_CORE_READ(t, real_parent, tgid);
+		}
 		return s;
 	}
 	s = bpf_map_lookup_elem(&sched_procs, key);

@@ -14,7 +14,7 @@ struct aurum_sched_stats {
 	__u64 rq_sum_ns;
 	__u64 rq_slots[AURUM_RQ_SLOTS];
 	__u32 exec_gen;     /* bumped at every execve: userspace re-resolves the identity */
-	__u32 pad;
+	__u32 ppid;         /* parent's tgid: a fork child gone before userspace saw it is its parent's */
 	char comm[AURUM_COMM_LEN]; /* for processes gone before userspace looked at /proc */
 };
 

@@ -155,3 +155,15 @@ TEST(ServiceDirectory, ProcessGoneBeforeItWasSeenIsNamedByComm)
 	EXPECT_FALSE(d.alive(key(4242, 777)));
 	EXPECT_EQ(d.service_of(key(4242, 777), "short-lived", 0), id) << "stable while its figures are folded";
 }
+
+TEST(ServiceDirectory, GoneForkChildIsItsParentsUnlessItExeced)
+{
+	FakeProc p;
+	p.add(100, "httpd", 500, {"httpd", "-f", "-p", "8080"});
+	auto d = directory(p, 10, 60);
+	d.refresh(Clock::now());
+	auto parent = d.service_of(key(100, 500), "httpd", 0);
+	EXPECT_EQ(d.service_of(key(4242, 777), "httpd", 0, 100), parent) << "a forked worker, gone already";
+	EXPECT_NE(d.service_of(key(4243, 778), "sh", 1, 100), parent) << "it called execve: its own program";
+	EXPECT_EQ(name_of(d, d.service_of(key(4244, 779), "x", 0, 999)), "x") << "unknown parent: its comm";
+}

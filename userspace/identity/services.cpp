@@ -122,14 +122,15 @@ void ServiceDirectory::refresh(Clock::time_point now)
 	last_refresh_ = now;
 }
 
-ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen)
+ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen,
+				       pid_t ppid)
 {
 	auto now = Clock::now();
 	pid_t pid = static_cast<pid_t>(key.tgid);
 	auto it = procs_.find(pid);
 	if (it != procs_.end() && same_start(key.start_ns, it->second.start_ticks)) {
 		Proc &p = it->second;
-		if (p.exec_gen != exec_gen || !services_.count(p.service)) {
+		if (exec_gen > p.exec_gen || !services_.count(p.service)) {
 			p.exec_gen = exec_gen;
 			resolve_pid(pid, p, now);
 		}
@@ -154,7 +155,12 @@ ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *co
 	auto gk = std::make_pair(pid, key.start_ns);
 	if (auto g = gone_.find(gk); g != gone_.end() && services_.count(g->second))
 		return g->second;
-	ServiceId id = intern(resolver_.resolve_comm(comm ? std::string(comm) : ""), now);
+	ServiceId id = 0;
+	if (auto parent = procs_.find(ppid); ppid > 0 && exec_gen == 0 && parent != procs_.end() &&
+					      services_.count(parent->second.service))
+		id = parent->second.service;
+	else
+		id = intern(resolver_.resolve_comm(comm ? std::string(comm) : ""), now);
 	if (auto s = services_.find(id); s != services_.end())
 		s->second.last_alive = now;
 	gone_[gk] = id;

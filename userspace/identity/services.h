@@ -43,9 +43,12 @@ public:
 	// updated, processes re-resolved where a port rule may match later.
 	void refresh(Clock::time_point now);
 
-	// The service of a process the kernel saw. `comm` names it if it is already gone;
-	// a changed `exec_gen` (it called execve) makes it resolve again.
-	ServiceId service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen);
+	// The service of a process the kernel saw. `comm` names it if it is already gone, unless
+	// `ppid` names a live parent and it never called execve (`exec_gen` 0): a fork child (a
+	// prefork worker, a CGI child) is its parent's. A higher `exec_gen` than last time (it called
+	// execve) makes it resolve again; collectors that do not track execs pass 0.
+	ServiceId service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen,
+			     pid_t ppid = 0);
 	// Is the process with this key still running (as of the last refresh)?
 	bool alive(const aurum_proc_key &key) const;
 
