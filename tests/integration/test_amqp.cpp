@@ -4,7 +4,12 @@
 // exchange, deliveries held unacked). The agent's counts, on the broker's side and on the
 // client's, must equal what pika did, what `rabbitmqctl list_queues` shows, and the broker's own
 // counters (rabbitmq_prometheus).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+
+#include <random>
 
 #include "harness.h"
 #include "wire/wire_util.h"
@@ -186,4 +191,29 @@ TEST(Amqp, CountsMatchPikaRabbitmqctlAndTheBroker)
 			  acked + rejected);
 	}
 	EXPECT_EQ(sum(s, "aurum_stream_malformed_total", {{"protocol", "amqp"}}), 0);
+
+	// Garbage after a valid protocol header: counted, harmless, and the counts above stand.
+	constexpr int kJunk = 10;
+	std::mt19937 rng(7);
+	for (int i = 0; i < kJunk; i++) {
+		int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+		ASSERT_GE(fd, 0);
+		sockaddr_in a{};
+		a.sin_family = AF_INET;
+		a.sin_port = htons(static_cast<uint16_t>(node.amqp_port()));
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+		std::string junk("AMQP\0\0\x09\x01", 8);
+		for (int j = 0; j < 4096; j++)
+			junk.push_back(static_cast<char>(rng()));
+		ASSERT_GT(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), 0);
+		::close(fd);
+	}
+	s = scrape_until(
+		agent, [&](const auto &s) { return sum(s, "aurum_stream_malformed_total", {{"protocol", "amqp"}}) >= kJunk; },
+		10s);
+	EXPECT_GE(sum(s, "aurum_stream_malformed_total", {{"protocol", "amqp"}}), kJunk);
+	EXPECT_TRUE(agent.healthy());
+	EXPECT_EQ(ops(s, "wire-rabbit", "ack"), acked);
+	EXPECT_EQ(value(s, "aurum_amqp_unacked_messages", {{"service_name", "wire-rabbit"}}), held);
 }
