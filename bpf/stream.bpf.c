@@ -21,6 +21,15 @@ struct {
 	__type(value, __u8);
 } stream_ports SEC(".maps");
 
+/* Sockets userspace gave up on (TLS, a protocol it does not parse on an "auto" port, framing
+ * lost for good): their payload is not copied any more, only their FIN/RST (to free the state). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} stream_skip SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 << 20);
@@ -157,8 +166,13 @@ static __always_inline int capture(struct __sk_buff *skb, bool ingress)
 	if (v.rst)
 		flags |= AURUM_STREAM_RST;
 
-	h.ts_ns = bpf_ktime_get_ns();
 	h.cookie = bpf_get_socket_cookie(skb);
+	if (bpf_map_lookup_elem(&stream_skip, &h.cookie)) {
+		if (!v.fin && !v.rst)
+			return 1;
+		v.payload_len = 0;
+	}
+	h.ts_ns = bpf_ktime_get_ns();
 	sk = skb->sk;
 	if (sk) {
 		sk = bpf_sk_fullsock(sk);

@@ -183,6 +183,11 @@ void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *da
 	if (c.ignored) {
 		if (closing)
 			forget(found);
+		else if (!c.skipped && impl_->rb) {
+			__u8 one = 1;
+			bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.stream_skip), &e.cookie, &one, BPF_ANY);
+			c.skipped = true;
+		}
 		return;
 	}
 
@@ -206,6 +211,14 @@ void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *da
 		feed(c, ingress, data + skip, static_cast<std::size_t>(have - skip), e.ts_ns);
 	if (e.len > have)
 		gap(c, ingress, e.len - std::max<std::uint64_t>(have, skip));
+	bool given_up = c.ignored || (c.pg && c.pg->gave_up() != proto::PgGiveUp::kNone) ||
+			(c.amqp && c.amqp->gave_up() != proto::AmqpGiveUp::kNone);
+	if (given_up && !c.skipped && impl_->rb) {
+		// Nothing more to learn from this socket: stop the copies (TLS traffic, say).
+		__u8 one = 1;
+		bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.stream_skip), &e.cookie, &one, BPF_ANY);
+		c.skipped = true;
+	}
 	if (closing) {
 		// Both FINs or a reset: nothing more will be parsed on this socket (a retransmitted
 		// FIN finds nothing and is dropped above).
@@ -218,6 +231,8 @@ void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *da
 void StreamCollector::forget(std::unordered_map<std::uint64_t, Conn>::iterator it)
 {
 	auto &c = it->second;
+	if (c.skipped && impl_->rb)
+		bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.stream_skip), &it->first);
 	if (c.pg)
 		malformed_pg_ += c.pg->stats().malformed;
 	if (c.amqp) {

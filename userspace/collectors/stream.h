@@ -73,6 +73,7 @@ private:
 		std::uint8_t proto = AURUM_STREAM_NONE;
 		bool server = false;
 		bool ignored = false; // an "auto" port whose first bytes were neither protocol
+		bool skipped = false; // the kernel side was told to stop copying (stream_skip)
 		aurum_proc_key owner{};
 		aurum_proc_key previous_owner{}; // the owner before the current one (e.g. the listener's)
 		std::uint16_t server_port = 0;
