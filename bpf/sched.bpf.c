@@ -57,32 +57,58 @@ struct task_struct___pre514 {
 	long state;
 } __attribute__((preserve_access_index));
 
-static __always_inline long task_state(struct task_struct *t)
+
+/* Task fields: a direct load where the program has BTF pointers (tp_btf), which the JIT turns
+ * into a plain load with a fault handler; bpf_probe_read_kernel elsewhere (raw_tp). `btf` is a
+ * constant at every call site, so each program keeps one of the two. */
+#define TASK_READ(btf, t, field) ((btf) ? (t)->field : BPF_CORE_READ((t), field))
+
+static __always_inline void proc_key(struct task_struct *t, bool btf, struct aurum_proc_key *key)
 {
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+	if (!btf) {
+		aurum_proc_key(t, key);
+		return;
+	}
+	struct task_struct *leader = t->group_leader;
+
+	key->tgid = t->tgid;
+	key->pad = 0;
+	if (bpf_core_field_exists(leader->start_boottime))
+		key->start_ns = leader->start_boottime;
+	else
+		key->start_ns = BPF_CORE_READ((struct task_struct___pre55 *)leader, real_start_time);
+}
+
+static __always_inline bool user_task(struct task_struct *t, bool btf)
+{
+	return TASK_READ(btf, t, pid) != 0 && !(TASK_READ(btf, t, flags) & AURUM_PF_KTHREAD);
 }
 
 static __always_inline struct aurum_sched_thread *thread_get(struct task_struct *t, bool use_ts,
-							     bool create)
+							     bool btf)
 {
 	struct aurum_sched_thread *th;
 	__u32 tid;
 
-	if (use_ts)
-		return bpf_task_storage_get(&sched_thr_ts, t, 0,
-					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
-	tid = BPF_CORE_READ(t, pid);
-	th = bpf_map_lookup_elem(&sched_thr_h, &tid);
-	if (th || !create)
+	if (use_ts) {
+		th = bpf_task_storage_get(&sched_thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (th && !th->key.tgid)
+			proc_key(t, btf, &th->key);
 		return th;
-	if (bpf_map_update_elem(&sched_thr_h, &tid, &zero_thread, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(&sched_thr_h, &tid)) {
-		aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_MAP_FULL);
-		return NULL;
 	}
-	return bpf_map_lookup_elem(&sched_thr_h, &tid);
+	tid = TASK_READ(btf, t, pid);
+	th = bpf_map_lookup_elem(&sched_thr_h, &tid);
+	if (!th) {
+		if (bpf_map_update_elem(&sched_thr_h, &tid, &zero_thread, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&sched_thr_h, &tid)) {
+			aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_MAP_FULL);
+			return NULL;
+		}
+		th = bpf_map_lookup_elem(&sched_thr_h, &tid);
+	}
+	if (th)
+		proc_key(t, btf, &th->key); /* a tid may have moved to another process */
+	return th;
 }
 
 static __always_inline struct aurum_sched_stats *stats_get(struct task_struct *t,
@@ -107,71 +133,82 @@ static __always_inline struct aurum_sched_stats *stats_get(struct task_struct *t
 	return s;
 }
 
-static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next, bool use_ts)
+static __always_inline long task_state(struct task_struct *t, bool btf)
+{
+	if (bpf_core_field_exists(t->__state))
+		return TASK_READ(btf, t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next, bool use_ts,
+				      bool btf)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct aurum_sched_thread *th;
 	struct aurum_sched_stats *s;
-	struct aurum_proc_key key;
-	__u32 zero = 0;
 	struct aurum_sched_cur *cur;
+	__u32 zero = 0;
 
-	/* prev: close its slice; if it was preempted it is still runnable, so its wait starts now. */
-	if (BPF_CORE_READ(prev, pid) != 0 && !aurum_is_kthread(prev)) {
-		th = thread_get(prev, use_ts, true);
+	/* prev: close its slice and record the wait that preceded it, with one lookup of its
+	 * process; if it was preempted it is still runnable, so a new wait starts now. */
+	if (user_task(prev, btf)) {
+		th = thread_get(prev, use_ts, btf);
 		if (th) {
-			if (th->oncpu_ns && now > th->oncpu_ns) {
-				aurum_proc_key(prev, &key);
-				s = stats_get(prev, &key);
-				if (s)
-					__sync_fetch_and_add(&s->cpu_ns, now - th->oncpu_ns);
+			__u64 ran = th->oncpu_ns && now > th->oncpu_ns ? now - th->oncpu_ns : 0;
+			__u64 wait = th->rq_wait_ns;
+
+			if (ran || wait) {
+				s = stats_get(prev, &th->key);
+				if (s) {
+					if (ran)
+						__sync_fetch_and_add(&s->cpu_ns, ran);
+					if (wait) {
+						__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
+
+						/* Bounded on the register used for the access: older
+						 * verifiers (5.10, 6.1) lose it across a spill. */
+						asm volatile("" : "+r"(slot));
+						if (slot < AURUM_RQ_SLOTS)
+							__sync_fetch_and_add(&s->rq_slots[slot], 1);
+						__sync_fetch_and_add(&s->rq_count, 1);
+						__sync_fetch_and_add(&s->rq_sum_ns, wait);
+					}
+				}
 			}
 			th->oncpu_ns = 0;
-			if (task_state(prev) == TASK_RUNNING)
+			th->rq_wait_ns = 0;
+			if (task_state(prev, btf) == TASK_RUNNING)
 				th->enqueue_ns = now;
 		}
 	}
 
 	cur = bpf_map_lookup_elem(&sched_cur, &zero);
-	if (BPF_CORE_READ(next, pid) == 0 || aurum_is_kthread(next)) {
+	if (!user_task(next, btf)) {
 		if (cur)
 			cur->pid = 0;
 		return;
 	}
-	aurum_proc_key(next, &key);
-	th = thread_get(next, use_ts, true);
-	if (th) {
-		if (th->enqueue_ns && now > th->enqueue_ns) {
-			__u64 delay = now - th->enqueue_ns;
-			__u32 slot = aurum_log2_slot(delay, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
-
-			s = stats_get(next, &key);
-			/* Checked again after the call, on the register used for the access: older
-			 * verifiers (5.10, 6.1) lose the bound of a 32-bit value spilled across it. */
-			asm volatile("" : "+r"(slot));
-			if (s && slot < AURUM_RQ_SLOTS) {
-				__sync_fetch_and_add(&s->rq_slots[slot], 1);
-				__sync_fetch_and_add(&s->rq_count, 1);
-				__sync_fetch_and_add(&s->rq_sum_ns, delay);
-			}
-		}
-		th->enqueue_ns = 0;
-		th->oncpu_ns = now;
-	}
+	th = thread_get(next, use_ts, btf);
+	if (!th)
+		return;
+	if (th->enqueue_ns && now > th->enqueue_ns)
+		th->rq_wait_ns = now - th->enqueue_ns;
+	th->enqueue_ns = 0;
+	th->oncpu_ns = now;
 	if (cur) {
-		cur->key = key;
+		cur->key = th->key;
 		cur->since_ns = now;
-		cur->pid = BPF_CORE_READ(next, pid);
+		cur->pid = TASK_READ(btf, next, pid);
 	}
 }
 
-static __always_inline void on_wakeup(struct task_struct *p, bool use_ts)
+static __always_inline void on_wakeup(struct task_struct *p, bool use_ts, bool btf)
 {
 	struct aurum_sched_thread *th;
 
-	if (aurum_is_kthread(p))
+	if (TASK_READ(btf, p, flags) & AURUM_PF_KTHREAD)
 		return;
-	th = thread_get(p, use_ts, true);
+	th = thread_get(p, use_ts, btf);
 	if (th && !th->oncpu_ns)
 		th->enqueue_ns = bpf_ktime_get_ns();
 }
@@ -193,21 +230,21 @@ static __always_inline void on_exec(struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf_ts, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	on_switch(prev, next, true);
+	on_switch(prev, next, true, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(wakeup_btf_ts, struct task_struct *p)
 {
-	on_wakeup(p, true);
+	on_wakeup(p, true, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(wakeup_new_btf_ts, struct task_struct *p)
 {
-	on_wakeup(p, true);
+	on_wakeup(p, true, true);
 	return 0;
 }
 
@@ -215,21 +252,21 @@ int BPF_PROG(wakeup_new_btf_ts, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf_h, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	on_switch(prev, next, false);
+	on_switch(prev, next, false, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(wakeup_btf_h, struct task_struct *p)
 {
-	on_wakeup(p, false);
+	on_wakeup(p, false, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(wakeup_new_btf_h, struct task_struct *p)
 {
-	on_wakeup(p, false);
+	on_wakeup(p, false, true);
 	return 0;
 }
 
@@ -237,21 +274,21 @@ int BPF_PROG(wakeup_new_btf_h, struct task_struct *p)
 SEC("raw_tp/sched_switch")
 int BPF_PROG(switch_raw_h, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	on_switch(prev, next, false);
+	on_switch(prev, next, false, false);
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup")
 int BPF_PROG(wakeup_raw_h, struct task_struct *p)
 {
-	on_wakeup(p, false);
+	on_wakeup(p, false, false);
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(wakeup_new_raw_h, struct task_struct *p)
 {
-	on_wakeup(p, false);
+	on_wakeup(p, false, false);
 	return 0;
 }
 

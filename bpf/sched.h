@@ -31,6 +31,10 @@ struct aurum_sched_cur {
 struct aurum_sched_thread {
 	__u64 oncpu_ns;   /* switched in at, 0 unknown */
 	__u64 enqueue_ns; /* woken or preempted at, 0 not waiting */
+	__u64 rq_wait_ns; /* the wait that ended at the last switch-in, recorded at switch-out so
+			   * that one map lookup per switch serves both CPU time and the wait */
+	struct aurum_proc_key key; /* the thread's process, cached (task storage only: a tid in
+				    * the hash may be reused by another process) */
 };
 
 enum aurum_sched_loss {
