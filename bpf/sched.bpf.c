@@ -224,6 +224,20 @@ static __always_inline void on_exec(struct task_struct *p)
 		return;
 	__sync_fetch_and_add(&s->exec_gen, 1);
 	BPF_CORE_READ_STR_INTO(&s->comm, p, comm);
+	/* The new image's arguments are in place when the tracepoint fires (create_elf_tables),
+	 * and p is current: a user read of its own stack. */
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	__u32 len = end > start ? (__u32)(end - start) : 0;
+
+	if (len > AURUM_CMDLINE_LEN)
+		len = AURUM_CMDLINE_LEN;
+	asm volatile("" : "+r"(len));
+	if (len > 0 && len <= AURUM_CMDLINE_LEN &&
+	    bpf_probe_read_user(s->cmdline, ((len - 1) & (AURUM_CMDLINE_LEN - 1)) + 1, (void *)start) == 0)
+		s->cmdline_len = len;
+	else
+		s->cmdline_len = 0;
 }
 
 /* tp_btf + task storage */

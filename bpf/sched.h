@@ -7,6 +7,7 @@
 /* Run-queue delay: log2 slots from <= 1.024 us (2^10 ns) to <= 2^33 ns (8.6 s), then +Inf. */
 #define AURUM_RQ_MIN_SHIFT 10
 #define AURUM_RQ_SLOTS 25
+#define AURUM_CMDLINE_LEN 128
 
 struct aurum_sched_stats {
 	__u64 cpu_ns;       /* on-CPU time of every thread, accounted at switch-out */
@@ -16,6 +17,12 @@ struct aurum_sched_stats {
 	__u32 exec_gen;     /* bumped at every execve: userspace re-resolves the identity */
 	__u32 ppid;         /* parent's tgid: a fork child gone before userspace saw it is its parent's */
 	char comm[AURUM_COMM_LEN]; /* for processes gone before userspace looked at /proc */
+	/* The command line at the last execve, NUL-separated like /proc/<pid>/cmdline and cut at
+	 * AURUM_CMDLINE_LEN: config rules can name a short-lived process (a CLI client, a cron
+	 * job, a CGI child) that is gone before userspace reads /proc. */
+	__u32 cmdline_len;
+	__u32 pad2;
+	char cmdline[AURUM_CMDLINE_LEN];
 };
 
 /* Per-CPU: who is on this CPU since when, so that a thread that never switches out (a lone

@@ -167,3 +167,18 @@ TEST(ServiceDirectory, GoneForkChildIsItsParentsUnlessItExeced)
 	EXPECT_NE(d.service_of(key(4243, 778), "sh", 1, 100), parent) << "it called execve: its own program";
 	EXPECT_EQ(name_of(d, d.service_of(key(4244, 779), "x", 0, 999)), "x") << "unknown parent: its comm";
 }
+
+TEST(ServiceDirectory, GoneProcessIsNamedByTheCommandLineTheKernelKept)
+{
+	FakeProc p;
+	auto cfg = aurum::config::parse("services:\n  rules:\n    - name: nightly-report\n      cmdline: 'report\\.py --nightly'\n", "t.yaml");
+	Resolver r(cfg.rules, KubeDirectory("/nonexistent"), nullptr);
+	ServiceDirectory d(ProcFs(p.root()), std::move(r), {10, std::chrono::seconds(60)});
+	d.refresh(Clock::now());
+	const char args[] = "/usr/bin/python3\0report.py\0--nightly";
+	EXPECT_EQ(name_of(d, d.service_of(key(5000, 900), "python3", 1, 1, std::string_view(args, sizeof args - 1))),
+		  "nightly-report");
+	const char other[] = "python3\0/srv/jobs/cleanup.py";
+	EXPECT_EQ(name_of(d, d.service_of(key(5001, 901), "python3", 1, 1, std::string_view(other, sizeof other - 1))),
+		  "cleanup") << "interpreter naming from the kept command line";
+}

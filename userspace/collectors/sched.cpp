@@ -77,7 +77,8 @@ void SchedCollector::poll(identity::ServiceDirectory &dir)
 			continue;
 		v.comm[AURUM_COMM_LEN - 1] = '\0';
 		auto &seen = seen_[key];
-		identity::ServiceId sid = dir.service_of(key, v.comm, v.exec_gen, static_cast<pid_t>(v.ppid));
+		identity::ServiceId sid = dir.service_of(key, v.comm, v.exec_gen, static_cast<pid_t>(v.ppid),
+							 std::string_view(v.cmdline, std::min<size_t>(v.cmdline_len, AURUM_CMDLINE_LEN)));
 		seen.service = sid;
 		auto &t = totals_[sid];
 		// Deltas, so that a process renamed by execve carries on into its new service.

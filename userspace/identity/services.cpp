@@ -123,7 +123,7 @@ void ServiceDirectory::refresh(Clock::time_point now)
 }
 
 ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen,
-				       pid_t ppid)
+				       pid_t ppid, std::string_view cmdline)
 {
 	auto now = Clock::now();
 	pid_t pid = static_cast<pid_t>(key.tgid);
@@ -159,7 +159,25 @@ ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *co
 	if (auto parent = procs_.find(ppid); ppid > 0 && exec_gen == 0 && parent != procs_.end() &&
 					      services_.count(parent->second.service))
 		id = parent->second.service;
-	else
+	else if (!cmdline.empty()) {
+		ProcInfo pi;
+		pi.stat.pid = pid;
+		pi.stat.comm = comm ? comm : "";
+		size_t start = 0;
+		while (start < cmdline.size()) {
+			size_t end = cmdline.find('\0', start);
+			if (end == std::string_view::npos)
+				end = cmdline.size();
+			pi.argv.emplace_back(cmdline.substr(start, end - start));
+			start = end + 1;
+		}
+		// The executable's path is not kept: argv[0] stands for it (and comm for rules on exe).
+		if (!pi.argv.empty()) {
+			auto slash = pi.argv[0].rfind('/');
+			pi.exe = slash == std::string::npos ? pi.argv[0] : pi.argv[0].substr(slash + 1);
+		}
+		id = intern(resolver_.resolve(pi), now);
+	} else
 		id = intern(resolver_.resolve_comm(comm ? std::string(comm) : ""), now);
 	if (auto s = services_.find(id); s != services_.end())
 		s->second.last_alive = now;

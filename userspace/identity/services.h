@@ -47,8 +47,10 @@ public:
 	// `ppid` names a live parent and it never called execve (`exec_gen` 0): a fork child (a
 	// prefork worker, a CGI child) is its parent's. A higher `exec_gen` than last time (it called
 	// execve) makes it resolve again; collectors that do not track execs pass 0.
+	// `cmdline` (NUL-separated, possibly cut) is what the kernel saw at its last execve: config
+	// rules and interpreter naming use it when the process is gone.
 	ServiceId service_of(const aurum_proc_key &key, const char *comm, std::uint32_t exec_gen,
-			     pid_t ppid = 0);
+			     pid_t ppid = 0, std::string_view cmdline = {});
 	// Is the process with this key still running (as of the last refresh)?
 	bool alive(const aurum_proc_key &key) const;
 
