@@ -546,3 +546,27 @@ TEST(Http, PipeliningSplitChunkedLargeBodyExpectAndClose)
 	EXPECT_EQ(value(s, "http_server_active_requests", {{"service_name", names.nginx}}), 0.0);
 	EXPECT_EQ(value(s, "http_server_active_requests", {{"service_name", "test-py-server"}}), 0.0);
 }
+
+// Routes (off by default): through the ringbuf, normalised ({id}), counted exactly.
+TEST(Http, RoutesWhenAskedFor)
+{
+	AURUM_REQUIRE_ROOT();
+	TempDir dir;
+	int port = free_tcp_port();
+	Names names;
+	Agent agent(names.rules() + "http:\n  routes: true\n");
+	PyServer py(dir, port);
+	for (int i = 1; i <= 5; i++)
+		http_get(port, "/sleep/" + std::to_string(i));
+	run_py_client(dir, port, "/sleep/7", 3, 1);
+	auto s = settle(agent, [&](const std::vector<Sample> &x) {
+		return sum(x, "http_server_request_duration_seconds_count", {{"service_name", "test-py-server"}}) == 8;
+	});
+	EXPECT_EQ(sum(s, "http_server_request_duration_seconds_count",
+		      {{"service_name", "test-py-server"}, {"http_route", "/sleep/{id}"}, {"http_response_status_code", "200"}}),
+		  8.0);
+	EXPECT_EQ(py.counts(), (std::map<std::string, long>{{"200", 8}}));
+	EXPECT_EQ(value(s, "aurum_lost_events_total", {{"component", "http"}, {"reason", "ringbuf_full"}}), 0.0);
+	// The client side carries no route.
+	EXPECT_EQ(sum(s, "http_client_request_duration_seconds_count", {{"service_name", "test-py-client"}}), 3.0);
+}
