@@ -247,15 +247,22 @@ void StreamCollector::feed(Conn &c, bool ingress, const std::uint8_t *data, std:
 	// Client-to-server bytes arrive on the server's socket and leave the client's.
 	bool to_server = c.server ? ingress : !ingress;
 	if (c.proto == AURUM_STREAM_AUTO && !c.pg && !c.amqp) {
-		if (!to_server)
-			return; // the client speaks first in both protocols
-		if (aurum_amqp_protocol_header(data, static_cast<__u32>(len)) == 1)
+		const auto n = static_cast<__u32>(len);
+		aurum_amqp_frame_hdr fh{};
+		if (to_server && aurum_amqp_protocol_header(data, n) == 1)
 			c.proto = AURUM_STREAM_AMQP;
-		else if (aurum_pgsql_startup_kind(data, static_cast<__u32>(len)) > 0)
+		else if (to_server && aurum_pgsql_startup_kind(data, n) > 0)
 			c.proto = AURUM_STREAM_PGSQL;
-		else {
+		else if (aurum_amqp_frame_header(data, n, 0, &fh) == 0 &&
+			 (8ULL + fh.size > len || data[7 + fh.size] == AURUM_AMQP_FRAME_END))
+			// A connection opened before the port was marked (the broker's ports are learnt
+			// from /proc a moment after it listens): it is picked up at a frame boundary.
+			c.proto = AURUM_STREAM_AMQP;
+		else if (to_server) {
 			c.ignored = true;
 			return;
+		} else {
+			return; // the client speaks first; wait for it
 		}
 	}
 	if (c.proto == AURUM_STREAM_PGSQL) {
