@@ -6,7 +6,7 @@
 #                     deploy/ grants (root)
 #   label e2e         operate.e2e: the testbed up, a real Prometheus scraping aurum with alerting/,
 #                     every dashboard and recording-rule expression returns data, the 5xx alert
-#                     reaches a webhook and resolves (about 12 minutes; see e2e.sh)
+#                     reaches a webhook and resolves (about 6 minutes, inside the testbed fixture; see e2e.sh)
 set(AURUM_OPERATE_DIR ${CMAKE_CURRENT_LIST_DIR})
 add_test(NAME operate.setup COMMAND ${AURUM_OPERATE_DIR}/setup.sh)
 set_tests_properties(operate.setup PROPERTIES FIXTURES_SETUP aurum_operate_tools LABELS operate TIMEOUT 900)
@@ -24,4 +24,4 @@ set_tests_properties(operate.capabilities PROPERTIES
   FIXTURES_REQUIRED aurum_operate_tools LABELS privileged RUN_SERIAL TRUE TIMEOUT 300 SKIP_RETURN_CODE 77)
 add_test(NAME operate.e2e COMMAND ${AURUM_OPERATE_DIR}/e2e.sh $<TARGET_FILE:aurum>)
 set_tests_properties(operate.e2e PROPERTIES
-  FIXTURES_REQUIRED aurum_operate_tools LABELS e2e RUN_SERIAL TRUE TIMEOUT 1800 SKIP_RETURN_CODE 77)
+  FIXTURES_REQUIRED "aurum_operate_tools;testbed" LABELS e2e RUN_SERIAL TRUE TIMEOUT 1800 SKIP_RETURN_CODE 77)
