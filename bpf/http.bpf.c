@@ -29,6 +29,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SOCK_STREAM 1
 
 const volatile struct aurum_http_config cfg = {};
+/* bpf_get_current_task and bpf_probe_read_kernel in cgroup_skb programs: set from a probe. A
+ * false constant removes the calls before the verifier looks at them (5.10 and 6.1 lack them). */
+const volatile bool have_current_task = false;
 
 /* One direction of a connection. */
 struct http_half {
@@ -185,7 +188,9 @@ static __always_inline __u32 peek(struct __sk_buff *skb, __u32 off, __u32 avail,
 	asm volatile("%[n] &= 0x1f" : [n] "+r"(n));
 	if (n == 0 || n > AURUM_HTTP_PEEK)
 		return 0;
-	if (bpf_skb_load_bytes(skb, off, w, n))
+	/* The 5.10 and 6.1 verifiers do not carry `n != 0` into the helper's size: give them a
+	 * value whose lower bound is 1 by construction (n is in [1, 16] here). */
+	if (bpf_skb_load_bytes(skb, off, w, ((n - 1) & (AURUM_HTTP_PEEK - 1)) + 1))
 		return 0;
 	return n;
 }
@@ -260,7 +265,7 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct http_sk *st,
 			return;
 		}
 	}
-	if (!egress_payload || st->owner.tgid)
+	if (!egress_payload || st->owner.tgid || !have_current_task)
 		return;
 	t = (struct task_struct *)bpf_get_current_task();
 	if (!t || aurum_is_kthread(t) || BPF_CORE_READ(t, tgid) == 0)
@@ -271,9 +276,17 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct http_sk *st,
 
 static __always_inline void flow_comm(struct aurum_http_flow *f)
 {
-	/* Only from process context (the owner's own send): name the process once. */
-	if (f->comm[0] == 0)
-		bpf_get_current_comm(f->comm, sizeof(f->comm));
+	/* Only from process context (the owner's own send): name the process once.
+	 * bpf_get_current_comm is not a cgroup_skb helper before 6.18, and the verifier rejects
+	 * the call even on a path that never runs; read the comm through the task instead, which
+	 * needs only bpf_get_current_task (and leaves the name empty where that is missing too:
+	 * the other components name the process then). */
+	if (f->comm[0] == 0 && have_current_task) {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+		if (t)
+			BPF_CORE_READ_STR_INTO(&f->comm, t, comm);
+	}
 }
 
 /* One finished request: into the aggregate, the in-flight count and (routes on) the ringbuf. */
@@ -376,7 +389,7 @@ static __always_inline void push_request(struct __sk_buff *skb, struct bpf_sock 
 		if (tg) {
 			tg->len[idx] = 0;
 			if (n > 0 && n <= AURUM_HTTP_TARGET &&
-			    bpf_skb_load_bytes(skb, off, tg->line[idx], n) == 0)
+			    bpf_skb_load_bytes(skb, off, tg->line[idx], ((n - 1) & (AURUM_HTTP_TARGET - 1)) + 1) == 0)
 				tg->len[idx] = n;
 		}
 	}
@@ -528,7 +541,7 @@ static __always_inline __u32 scan_pipelined(struct __sk_buff *skb, __u32 off, __
 	if (avail < 18)
 		return 0;
 	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
-	if (n == 0 || n > HTTP_SCAN || bpf_skb_load_bytes(skb, off, buf->b, n))
+	if (n == 0 || n > HTTP_SCAN || bpf_skb_load_bytes(skb, off, buf->b, ((n - 1) & (HTTP_SCAN - 1)) + 1))
 		return 0;
 	c.n = n;
 	bpf_loop(n, scan_byte, &c, 0);

@@ -322,6 +322,9 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 				__u64 d = now - o->opened_ns;
 				__u32 slot = aurum_log2_slot(d, AURUM_CONN_MIN_SHIFT, AURUM_CONN_SLOTS);
 
+				/* Bounded on the register used for the access: the 5.10 and 6.1
+				 * verifiers lose the bound of a spilled 32-bit value. */
+				asm volatile("" : "+r"(slot));
 				if (slot < AURUM_CONN_SLOTS)
 					__sync_fetch_and_add(&s->conn_slots[slot], 1);
 				__sync_fetch_and_add(&s->conn_count, 1);

@@ -47,7 +47,8 @@ std::function<bpf_link *(bpf_program *)> attach_to(std::string cgroup)
 
 std::vector<HookSpec> http_hooks(const Features &f)
 {
-	const std::vector<Feature> needs = {Feature::cgroup_v2, Feature::cgroup_skb, Feature::sk_storage};
+	// bpf_loop (5.17) walks request headers for pipelining and body lengths: without it, no HTTP.
+	const std::vector<Feature> needs = {Feature::cgroup_v2, Feature::cgroup_skb, Feature::sk_storage, Feature::bpf_loop};
 	auto attach = attach_to(f.cgroup2_path());
 	return {
 		{"cgroup_skb_ingress", false, "HTTP server request starts and client responses: no HTTP metrics",
@@ -112,6 +113,10 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 	}
 	skel->rodata->cfg.routes = opts.routes ? 1 : 0;
 	skel->rodata->cfg.shared_owner = opts.sock_owner_fd >= 0 ? 1 : 0;
+	skel->rodata->have_current_task =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_current_task, nullptr) == 1 &&
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_probe_read_kernel_str, nullptr) == 1 &&
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_probe_read_kernel, nullptr) == 1;
 	if (opts.sock_owner_fd >= 0) {
 		if (int err = bpf_map__reuse_fd(skel->maps.sock_owner, opts.sock_owner_fd))
 			throw Error("http: reuse the net component's sock_owner map", -err);
