@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "collectors/net.h"
 
+#include <sys/stat.h>
+
 #include <bpf/bpf.h>
 #include <unistd.h>
 
@@ -139,6 +141,41 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length");
 	if (impl_->iter)
 		adopt_existing();
+	else
+		adopt_listeners_from_proc();
+}
+
+// Without the iterator (< 5.11 here: it needs sk_storage in tracing programs), listeners that
+// existed before the agent are read from /proc so that their passive opens still have an owner.
+// The key's start time is /proc's (10 ms ticks), not the kernel's ns: the service directory
+// matches processes at tick resolution, so it names the same service.
+void NetCollector::adopt_listeners_from_proc()
+{
+	identity::ProcFs procfs;
+	int fd = bpf_map__fd(impl_->skel->maps.net_listen);
+	const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(identity::ProcFs::clock_ticks());
+	unsigned n = 0;
+	for (pid_t pid : procfs.pids()) {
+		auto st = procfs.stat(pid);
+		if (!st || st->kthread)
+			continue;
+		auto ports = procfs.listening_ports(pid);
+		if (ports.empty())
+			continue;
+		struct stat ns{};
+		if (::stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &ns) != 0)
+			continue;
+		aurum_net_listener l{};
+		l.owner = aurum_proc_key{static_cast<__u32>(pid), 0, st->start_ticks * ns_per_tick};
+		for (auto port : ports) {
+			aurum_net_listen_key k{static_cast<__u32>(ns.st_ino), port, 0};
+			// BPF_NOEXIST: the first process found holding the port (the one that listened,
+			// usually the lowest pid) names it; a live LISTEN event later overwrites it.
+			if (bpf_map_update_elem(fd, &k, &l, BPF_NOEXIST) == 0)
+				n++;
+		}
+	}
+	log::info("net: %u listening ports found in /proc (no socket iterator on this kernel)", n);
 }
 
 NetCollector::~NetCollector()

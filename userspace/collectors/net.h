@@ -64,6 +64,7 @@ private:
 	};
 	identity::ServiceId service_for(identity::ServiceDirectory &dir, const aurum_proc_key &key, const char *comm);
 	void adopt_existing();
+	void adopt_listeners_from_proc();
 
 	struct Impl;
 	std::unique_ptr<Impl> impl_;
