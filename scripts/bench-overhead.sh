@@ -84,6 +84,42 @@ for c, p in progs:
 PY
 }
 
+# nginx-light with one worker answering 200 "ok" on a free loopback port (the network and HTTP
+# cases' server): sets BENCH_NGINX_PORT.
+bench_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_nginx_start() {
+	BENCH_NGINX_DIR=$(mktemp -d /tmp/aurum-bench-nginx.XXXXXX)
+	BENCH_NGINX_PORT=$(bench_free_port)
+	local d=$BENCH_NGINX_DIR
+	cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 100000000;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+	server { listen 127.0.0.1:$BENCH_NGINX_PORT; location / { return 200 "ok\n"; } }
+}
+EOF
+	nginx -c "$d/nginx.conf" -p "$d" &
+	BENCH_NGINX_PID=$!
+	for _ in $(seq 1 50); do
+		curl -fs -o /dev/null "http://127.0.0.1:$BENCH_NGINX_PORT/" && return 0
+		sleep 0.1
+	done
+	echo "nginx did not start:" >&2; cat "$d/error.log" >&2; return 1
+}
+
+bench_nginx_stop() {
+	kill "$BENCH_NGINX_PID" 2>/dev/null || true
+	wait "$BENCH_NGINX_PID" 2>/dev/null || true
+	rm -rf "$BENCH_NGINX_DIR"
+}
+
 # Replaces the section of docs/benchmarks.md named $1 with standard input.
 bench_section() {
 	local name=$1 body
@@ -103,7 +139,7 @@ open(path, "w").write(text)
 PY
 }
 
-export -f agent_start agent_stop agent_cpu_seconds agent_rss_mib median program_costs bench_section
+export -f agent_start agent_stop agent_cpu_seconds agent_rss_mib median program_costs bench_section bench_free_port bench_nginx_start bench_nginx_stop
 
 sysctl -qw kernel.bpf_stats_enabled=0
 for c in "${CASES[@]}"; do

@@ -14,40 +14,6 @@ HTTP_CONNS=${HTTP_CONNS:-32}
 HTTP_RATE=${HTTP_RATE:-5000}
 HTTP_FIXED_SECONDS=${HTTP_FIXED_SECONDS:-10}
 
-http_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-http_nginx_start() {
-	HTTP_NGINX_DIR=$(mktemp -d /tmp/aurum-bench-http.XXXXXX)
-	HTTP_NGINX_PORT=$(http_free_port)
-	local d=$HTTP_NGINX_DIR
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_requests 100000000;
-	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
-	server { listen 127.0.0.1:$HTTP_NGINX_PORT; location / { return 200 "ok\n"; } }
-}
-EOF
-	nginx -c "$d/nginx.conf" -p "$d" &
-	HTTP_NGINX_PID=$!
-	for _ in $(seq 1 50); do
-		curl -fs -o /dev/null "http://127.0.0.1:$HTTP_NGINX_PORT/" && return 0
-		sleep 0.1
-	done
-	echo "nginx did not start:" >&2; cat "$d/error.log" >&2; return 1
-}
-
-http_nginx_stop() {
-	kill "$HTTP_NGINX_PID" 2>/dev/null || true
-	wait "$HTTP_NGINX_PID" 2>/dev/null || true
-	rm -rf "$HTTP_NGINX_DIR"
-}
-
 http_wrk_rps() { wrk -t1 -c"$HTTP_CONNS" -d"${HTTP_SECONDS}s" "$1" | awk '/^Requests\/sec:/{print $2}'; }
 
 # Workload 1: prints "base with nohttp ratio ratio_nohttp | raw".
@@ -95,14 +61,14 @@ http_realistic() {
 bench_http() {
 	local url wc rl costs node_port node_pid reqs
 	sysctl -qw kernel.bpf_stats_enabled=0
-	http_nginx_start
-	url="http://127.0.0.1:$HTTP_NGINX_PORT/"
+	bench_nginx_start
+	url="http://127.0.0.1:$BENCH_NGINX_PORT/"
 	wc=$(http_worst_case "$url")
 	costs=$(program_costs wrk -t1 -c"$HTTP_CONNS" -d"${HTTP_SECONDS}s" "$url")
 	reqs=$(wrk -t1 -c"$HTTP_CONNS" -d"${HTTP_SECONDS}s" "$url" | awk '/requests in/{print $1}')
-	http_nginx_stop
+	bench_nginx_stop
 
-	node_port=$(http_free_port)
+	node_port=$(bench_free_port)
 	node scripts/bench/http-fixed-rate.js server "$node_port" >/dev/null &
 	node_pid=$!
 	for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:$node_port/" && break; sleep 0.1; done

@@ -6,47 +6,6 @@
 NET_SECONDS=${NET_SECONDS:-4}
 NET_CONNS=${NET_CONNS:-32}
 
-net_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Requests/s of one wrk run; $2 is an extra header or empty.
-net_wrk_rps() {
-	local url=$1 hdr=$2 args=(-t1 -c"$NET_CONNS" -d"${NET_SECONDS}s")
-	[ -n "$hdr" ] && args+=(-H "$hdr")
-	wrk "${args[@]}" "$url" | awk '/^Requests\/sec:/{print $2}'
-}
-
-net_nginx_start() {
-	NET_NGINX_DIR=$(mktemp -d /tmp/aurum-bench-nginx.XXXXXX)
-	NET_NGINX_PORT=$(net_free_port)
-	local d=$NET_NGINX_DIR
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_requests 100000000;
-	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
-	server { listen 127.0.0.1:$NET_NGINX_PORT; location / { return 200 "ok\n"; } }
-}
-EOF
-	nginx -c "$d/nginx.conf" -p "$d" &
-	NET_NGINX_PID=$!
-	for _ in $(seq 1 50); do
-		curl -fs -o /dev/null "http://127.0.0.1:$NET_NGINX_PORT/" && return 0
-		sleep 0.1
-	done
-	echo "nginx did not start:" >&2; cat "$d/error.log" >&2; return 1
-}
-
-net_nginx_stop() {
-	kill "$NET_NGINX_PID" 2>/dev/null || true
-	wait "$NET_NGINX_PID" 2>/dev/null || true
-	rm -rf "$NET_NGINX_DIR"
-}
-
 # One variant: prints "median_base median_with median_ratio | raw pairs".
 net_variant() {
 	local url=$1 hdr=$2 base=() with=() ratio=() i a b
@@ -64,8 +23,8 @@ net_variant() {
 }
 
 bench_net() {
-	net_nginx_start
-	local url="http://127.0.0.1:$NET_NGINX_PORT/" ka cl ka_costs cl_costs ka_reqs cl_reqs
+	bench_nginx_start
+	local url="http://127.0.0.1:$BENCH_NGINX_PORT/" ka cl ka_costs cl_costs ka_reqs cl_reqs
 	sysctl -qw kernel.bpf_stats_enabled=0
 	ka=$(net_variant "$url" "")
 	cl=$(net_variant "$url" "Connection: close")
@@ -76,7 +35,7 @@ bench_net() {
 	cl_costs=$(program_costs bash -c "wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s -H 'Connection: close' $url | awk '/requests in/{print \$1}' >$reqs")
 	cl_reqs=$(cat "$reqs")
 	rm -f "$reqs"
-	net_nginx_stop
+	bench_nginx_stop
 	# ns of BPF time per request, per component: "component ns" lines.
 	per_request() { printf '%s\n' "$1" | awk -v r="$2" 'NF==4 && r>0 {t[$1]+=$3*$4} END {for (c in t) printf "%s %.0f\n", c, t[c]/r}' | sort; }
 	local row
