@@ -10,7 +10,7 @@
 #      one that does not is named with its file and panel (the sweep step of e2e.mjs);
 #   4. the load asks the APIs for 50 % errors: AurumHTTP5xxRatioHigh must reach the webhook on the
 #      "page" receiver (severity critical), then resolve once the load is normal again.
-# Environment: AURUM_E2E_WARMUP (s, default 45: two 5 s scrapes fill every rate window), AURUM_E2E_KEEP=1 (leave everything running).
+# Environment: AURUM_E2E_WARMUP (s, default 75: the config rule group is evaluated every minute), AURUM_E2E_KEEP=1 (leave everything running).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -86,7 +86,7 @@ wait_http alertmanager "http://127.0.0.1:$AM_PORT/-/ready" 60
 
 # 2. Normal load, and the conditions that some panels show only when they happen.
 log "normal load (2 % errors, some poison messages, slow consumer)"
-bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration $((${AURUM_E2E_WARMUP:-45} + 60)) \
+bg $PY "$ROOT/tests/testbed/loadgen.py" --rate 20 --duration $((${AURUM_E2E_WARMUP:-75} + 60)) \
   --error-share 0.02 --poison-share 0.05 --slow-ms 200
 # A process under a memory limit (aurum_memory_limit_bytes exists only where a limit is set, and
 # only when every process of the service has one: hence a service name of its own).
@@ -123,8 +123,8 @@ bg ip netns exec "$srvns" $PY -m http.server 18099 --bind 10.213.7.1 --directory
 sleep 2
 for _ in 1 2 3; do ip netns exec "$clins" curl -s -m 30 -o /dev/null "http://10.213.7.1:18099/blob" || true; done
 
-log "waiting ${AURUM_E2E_WARMUP:-45} s for the rate windows to fill"
-sleep "${AURUM_E2E_WARMUP:-45}"
+log "waiting ${AURUM_E2E_WARMUP:-75} s for the rate windows to fill"
+sleep "${AURUM_E2E_WARMUP:-75}"
 
 # 3. Every expression returns data.
 fail=0
