@@ -10,6 +10,7 @@
 
 #include "bpf/sock.h"
 #include "core/log.h"
+#include "core/maps.h"
 #include "metrics/family.h"
 #include "net.skel.h"
 
@@ -237,49 +238,39 @@ void NetCollector::poll(identity::ServiceDirectory &dir)
 		return;
 	auto *skel = impl_->skel.get();
 	auto now = std::chrono::steady_clock::now();
-	int fd = bpf_map__fd(skel->maps.net_procs);
-	aurum_proc_key key{}, next{};
-	aurum_proc_key *prev = nullptr;
-	std::vector<aurum_proc_key> dead;
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		aurum_net_stats v{};
-		if (bpf_map_lookup_elem(fd, &key, &v) != 0)
-			continue;
-		v.comm[AURUM_COMM_LEN - 1] = '\0';
-		identity::ServiceId sid = service_for(dir, key, v.comm);
-		auto &seen = seen_[key];
-		const auto &l = seen.last;
-		auto &t = totals_[sid];
-		t.rx += v.rx_bytes - l.rx_bytes;
-		t.tx += v.tx_bytes - l.tx_bytes;
-		t.retrans += v.retrans_segs - l.retrans_segs;
-		t.rst_sent += v.rst_sent - l.rst_sent;
-		t.rst_recv += v.rst_recv - l.rst_recv;
-		for (int d = 0; d < AURUM_NET_DIRS; d++) {
-			t.opened[d] += v.opened[d] - l.opened[d];
-			t.closed[d] += v.closed[d] - l.closed[d];
-			// Unsigned differences, then signed: a process may close more than it opened.
-			std::uint64_t up = (v.opened[d] - l.opened[d]) + (v.adopted[d] - l.adopted[d]) + (v.moved_in[d] - l.moved_in[d]);
-			std::uint64_t down = (v.closed[d] - l.closed[d]) + (v.moved_out[d] - l.moved_out[d]);
-			t.active[d] += static_cast<std::int64_t>(up - down);
-		}
-		for (int f = 0; f < AURUM_NET_FAILS; f++)
-			t.failed[f] += v.failed[f] - l.failed[f];
-		t.conn_count += v.conn_count - l.conn_count;
-		t.conn_sum_ns += v.conn_sum_ns - l.conn_sum_ns;
-		for (int i = 0; i < AURUM_CONN_SLOTS; i++)
-			t.conn_slots[i] += v.conn_slots[i] - l.conn_slots[i];
-		seen.last = v;
-		seen.dead = false;
-		if (!dir.alive(key))
-			dead.push_back(key);
-	}
+	auto dead = walk_map<aurum_proc_key, aurum_net_stats>(
+		bpf_map__fd(skel->maps.net_procs), [&](const aurum_proc_key &key, aurum_net_stats &v) {
+			v.comm[AURUM_COMM_LEN - 1] = '\0';
+			identity::ServiceId sid = service_for(dir, key, v.comm);
+			auto &seen = seen_[key];
+			const auto &l = seen.last;
+			auto &t = totals_[sid];
+			t.rx += v.rx_bytes - l.rx_bytes;
+			t.tx += v.tx_bytes - l.tx_bytes;
+			t.retrans += v.retrans_segs - l.retrans_segs;
+			t.rst_sent += v.rst_sent - l.rst_sent;
+			t.rst_recv += v.rst_recv - l.rst_recv;
+			for (int d = 0; d < AURUM_NET_DIRS; d++) {
+				t.opened[d] += v.opened[d] - l.opened[d];
+				t.closed[d] += v.closed[d] - l.closed[d];
+				// Unsigned differences, then signed: a process may close more than it opened.
+				std::uint64_t up = (v.opened[d] - l.opened[d]) + (v.adopted[d] - l.adopted[d]) + (v.moved_in[d] - l.moved_in[d]);
+				std::uint64_t down = (v.closed[d] - l.closed[d]) + (v.moved_out[d] - l.moved_out[d]);
+				t.active[d] += static_cast<std::int64_t>(up - down);
+			}
+			for (int f = 0; f < AURUM_NET_FAILS; f++)
+				t.failed[f] += v.failed[f] - l.failed[f];
+			t.conn_count += v.conn_count - l.conn_count;
+			t.conn_sum_ns += v.conn_sum_ns - l.conn_sum_ns;
+			for (int i = 0; i < AURUM_CONN_SLOTS; i++)
+				t.conn_slots[i] += v.conn_slots[i] - l.conn_slots[i];
+			seen.last = v;
+			seen.dead = false;
+			return dir.alive(key);
+		});
 	// A dead process's entry is freed; if one of its sockets closes later the entry comes back
 	// from zero and is folded into the same service (remembered for kDeadGrace).
 	for (const auto &k : dead) {
-		bpf_map_delete_elem(fd, &k);
 		auto &s = seen_[k];
 		s.last = aurum_net_stats{};
 		s.dead = true;

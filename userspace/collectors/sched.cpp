@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/maps.h"
 #include "metrics/family.h"
 #include "bpf/proto/hist.h"
 #include "sched.skel.h"
@@ -65,38 +66,28 @@ SchedCollector::~SchedCollector() { programs_->detach(); }
 void SchedCollector::poll(identity::ServiceDirectory &dir)
 {
 	auto *skel = impl_->skel.get();
-	int fd = bpf_map__fd(skel->maps.sched_procs);
-	aurum_proc_key key{}, next{};
-	aurum_proc_key *prev = nullptr;
-	std::vector<aurum_proc_key> dead;
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		aurum_sched_stats v{};
-		if (bpf_map_lookup_elem(fd, &key, &v) != 0)
-			continue;
-		v.comm[AURUM_COMM_LEN - 1] = '\0';
-		auto &seen = seen_[key];
-		identity::ServiceId sid = dir.service_of(key, v.comm, v.exec_gen, static_cast<pid_t>(v.ppid),
-							 std::string_view(v.cmdline, std::min<size_t>(v.cmdline_len, AURUM_CMDLINE_LEN)));
-		seen.service = sid;
-		auto &t = totals_[sid];
-		// Deltas, so that a process renamed by execve carries on into its new service.
-		t.cpu_ns += v.cpu_ns - seen.last.cpu_ns;
-		t.rq_count += v.rq_count - seen.last.rq_count;
-		t.rq_sum_ns += v.rq_sum_ns - seen.last.rq_sum_ns;
-		for (int i = 0; i < AURUM_RQ_SLOTS; i++)
-			t.rq_slots[i] += v.rq_slots[i] - seen.last.rq_slots[i];
-		seen.last = v;
-		if (!dir.alive(key))
-			dead.push_back(key);
-	}
 	// A thread of a dead process may still be switching out: if so its entry comes back and is
 	// folded again next time, from zero. Nothing is counted twice, nothing lost.
-	for (const auto &k : dead) {
-		bpf_map_delete_elem(fd, &k);
+	auto dead = walk_map<aurum_proc_key, aurum_sched_stats>(
+		bpf_map__fd(skel->maps.sched_procs), [&](const aurum_proc_key &key, aurum_sched_stats &v) {
+			v.comm[AURUM_COMM_LEN - 1] = '\0';
+			auto &seen = seen_[key];
+			identity::ServiceId sid =
+				dir.service_of(key, v.comm, v.exec_gen, static_cast<pid_t>(v.ppid),
+					       std::string_view(v.cmdline, std::min<size_t>(v.cmdline_len, AURUM_CMDLINE_LEN)));
+			seen.service = sid;
+			auto &t = totals_[sid];
+			// Deltas, so that a process renamed by execve carries on into its new service.
+			t.cpu_ns += v.cpu_ns - seen.last.cpu_ns;
+			t.rq_count += v.rq_count - seen.last.rq_count;
+			t.rq_sum_ns += v.rq_sum_ns - seen.last.rq_sum_ns;
+			for (int i = 0; i < AURUM_RQ_SLOTS; i++)
+				t.rq_slots[i] += v.rq_slots[i] - seen.last.rq_slots[i];
+			seen.last = v;
+			return dir.alive(key);
+		});
+	for (const auto &k : dead)
 		seen_.erase(k);
-	}
 
 	// Who is on a CPU right now has time that no switch has accounted yet.
 	inflight_ns_.clear();
