@@ -453,6 +453,26 @@ int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
+/* Since 6.13 the tracepoint also fires for attempts that failed (TSQ throttling, no memory), with
+ * their error; TcpRetransSegs counts only those sent. Chosen when the BTF shows the argument. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retrans_err_btf, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	struct aurum_net_stats *s;
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (err)
+		return 0;
+	s = owner_stats(sk, true);
+	if (!s)
+		return 0;
+	cb = (struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	return 0;
+}
+
 /* sk is NULL for a reset answering a segment no socket owns (a closed port): nobody's. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(rst_sent_btf, const struct sock *sk)
@@ -507,6 +527,26 @@ int BPF_PROG(retrans_btf_h, const struct sock *sk, const struct sk_buff *skb)
 	struct tcp_skb_cb *cb;
 	__u16 segs;
 
+	if (!s)
+		return 0;
+	cb = (struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	return 0;
+}
+
+/* Since 6.13 the tracepoint also fires for attempts that failed (TSQ throttling, no memory), with
+ * their error; TcpRetransSegs counts only those sent. Chosen when the BTF shows the argument. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retrans_err_btf_h, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	struct aurum_net_stats *s;
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (err)
+		return 0;
+	s = owner_stats(sk, false);
 	if (!s)
 		return 0;
 	cb = (struct tcp_skb_cb *)&skb->cb[0];

@@ -389,6 +389,12 @@ TEST(Net, RetransmitsAgreeWithTcpRetransSegs)
 	const long bytes = 16 << 20;
 	Process client(with_host(peer("send", "4", port, {bytes}, ns.client_ns()), ns.server_ip()), {"OTEL_SERVICE_NAME=" + cli}, true);
 	ASSERT_TRUE(client.wait_line("done", 120s));
+	// "done" means written, not delivered: the tail may still be in flight and retransmitted.
+	// Wait until the server has all of it and the connection has gone quiet, then compare.
+	scrape_until(agent, [&](const auto &s) {
+		return sum(s, "process_network_io_bytes_total", {{"service_name", srv}, {"network_io_direction", "receive"}}) >= bytes;
+	}, 30s);
+	std::this_thread::sleep_for(1s);
 	double truth = retrans_segs(ns.client_ns()) - before;
 	auto s = agent.samples();
 	double seen = sum(s, "aurum_tcp_retransmits_total", {{"service_name", cli}});

@@ -37,7 +37,8 @@ const char *kFails[AURUM_NET_FAILS] = {"refused", "timeout", "other"};
 // Owners in sk_storage need bpf_sk_storage_get in tracing programs (5.11), which has no
 // feature probe of its own: where the load refuses it, the object is loaded again without those
 // variants (sk_in_tracing false) and the owners live in a hash keyed by socket address.
-std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, std::function<bpf_link *(bpf_program *)> attach_iter)
+std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retrans_err,
+				 std::function<bpf_link *(bpf_program *)> attach_iter)
 {
 	const std::vector<Feature> sk = {Feature::tp_btf, Feature::sk_storage};
 	const std::vector<Feature> h = {Feature::tp_btf};
@@ -67,7 +68,7 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, std::functi
 		 two("state_btf"), {}},
 		{"sock_send_length", false, "transmitted bytes of live connections (counted at close instead)", bytes("send_btf"), {}},
 		{"sock_recv_length", false, "received bytes of live connections (counted at close instead)", bytes("recv_btf"), {}},
-		{"tcp_retransmit_skb", false, "retransmits", two("retrans_btf"), {}},
+		{"tcp_retransmit_skb", false, "retransmits", two(retrans_err ? "retrans_err_btf" : "retrans_btf"), {}},
 		{"tcp_send_reset", false, "resets sent", two("rst_sent_btf"), {}},
 		{"tcp_receive_reset", false, "resets received", two("rst_recv_btf"), {}},
 		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
@@ -97,6 +98,7 @@ NetCollector::NetCollector(const Features &features, Options opts)
 {
 	bool length_tps = !opts.bytes_at_close && features.has_btf_tracepoint("sock_send_length") &&
 			  features.has_btf_tracepoint("sock_recv_length");
+	bool retrans_err = features.btf_tracepoint_args("tcp_retransmit_skb") >= 3;
 	for (bool sk_in_tracing : {true, false}) {
 		unavailable_.clear();
 		programs_.reset();
@@ -104,7 +106,7 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		auto *skel = impl_->skel.get();
 		programs_ = std::make_unique<ProgramSet>("net", skel->obj);
 		Impl *impl = impl_.get();
-		programs_->choose(net_hooks(length_tps, sk_in_tracing, [impl](bpf_program *p) {
+		programs_->choose(net_hooks(length_tps, sk_in_tracing, retrans_err, [impl](bpf_program *p) {
 					  impl->iter = bpf_program__attach_iter(p, nullptr);
 					  return impl->iter;
 				  }),

@@ -166,6 +166,22 @@ bool Features::has_btf_tracepoint(const std::string &name) const
 	return vmlinux_ && btf__find_by_name_kind(vmlinux_, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF) > 0;
 }
 
+int Features::btf_tracepoint_args(const std::string &name) const
+{
+	if (!vmlinux_)
+		return -1;
+	int id = btf__find_by_name_kind(vmlinux_, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF);
+	if (id <= 0)
+		return -1;
+	// typedef -> pointer -> func_proto(void *ctx, args...)
+	const struct btf_type *t = btf__type_by_id(vmlinux_, static_cast<__u32>(id));
+	for (int hops = 0; t && (btf_is_typedef(t) || btf_is_ptr(t)) && hops < 4; hops++)
+		t = btf__type_by_id(vmlinux_, t->type);
+	if (!t || !btf_is_func_proto(t))
+		return -1;
+	return static_cast<int>(btf_vlen(t)) - 1;
+}
+
 void Features::probe_all()
 {
 	auto set = [&](Feature f, bool ok, std::string detail) {

@@ -54,6 +54,9 @@ public:
 	const FeatureState &state(Feature f) const { return state_[static_cast<size_t>(f)]; }
 	// Does vmlinux BTF describe this tracepoint ("btf_trace_<name>")?
 	bool has_btf_tracepoint(const std::string &name) const;
+	// How many arguments vmlinux BTF gives that tracepoint (its signature grows across kernels,
+	// e.g. tcp_retransmit_skb gained `err` in 6.13); -1 if it is not there.
+	int btf_tracepoint_args(const std::string &name) const;
 	const std::string &cgroup2_path() const { return cgroup2_; }
 	const std::string &tracefs_path() const { return tracefs_; }
 	// One line per feature: "feature=<name> available=yes|no detail=\"...\"".
