@@ -36,7 +36,8 @@ aurum_apt() {
 AURUM_BUILD_DEPS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev prometheus-cpp-dev libcxxopts-dev
 	libyaml-cpp-dev libgtest-dev ninja-build cmake pkg-config g++ libcurl4-openssl-dev libssl-dev
 	libexpat1-dev)
-AURUM_TEST_DEPS=(libclang-rt-14-dev iproute2 curl procps libcap2-bin postgresql postgresql-contrib rabbitmq-server python3-pika python3-psycopg2)
+AURUM_TEST_DEPS=(libclang-rt-14-dev iproute2 curl procps libcap2-bin postgresql postgresql-contrib rabbitmq-server python3-pika python3-psycopg2
+	nginx-light wrk nftables)
 
 # Configures and builds into build/ (or $AURUM_BUILD_DIR).
 aurum_build() {
