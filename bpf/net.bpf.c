@@ -415,6 +415,20 @@ static __always_inline struct aurum_net_stats *owner_stats(const struct sock *sk
 	return stats_get(&o->owner, 0);
 }
 
+/* One retransmission of `skb`, in segments as TcpRetransSegs counts them. */
+static __always_inline void count_retrans(const struct sock *sk, const struct sk_buff *skb, bool sk_owners)
+{
+	struct aurum_net_stats *s = owner_stats(sk, sk_owners);
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (!s)
+		return;
+	cb = (struct tcp_skb_cb *)&skb->cb[0];
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+}
+
 /* Owners in sk_storage (5.11+). */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int newstate)
@@ -441,15 +455,7 @@ int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
 {
-	struct aurum_net_stats *s = owner_stats(sk, true);
-	struct tcp_skb_cb *cb;
-	__u16 segs;
-
-	if (!s)
-		return 0;
-	cb = (struct tcp_skb_cb *)&skb->cb[0];
-	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	count_retrans(sk, skb, true);
 	return 0;
 }
 
@@ -458,18 +464,9 @@ int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retrans_err_btf, const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	struct aurum_net_stats *s;
-	struct tcp_skb_cb *cb;
-	__u16 segs;
-
 	if (err)
 		return 0;
-	s = owner_stats(sk, true);
-	if (!s)
-		return 0;
-	cb = (struct tcp_skb_cb *)&skb->cb[0];
-	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	count_retrans(sk, skb, true);
 	return 0;
 }
 
@@ -523,15 +520,7 @@ int BPF_PROG(recv_btf_h, struct sock *sk, int ret, int flags)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retrans_btf_h, const struct sock *sk, const struct sk_buff *skb)
 {
-	struct aurum_net_stats *s = owner_stats(sk, false);
-	struct tcp_skb_cb *cb;
-	__u16 segs;
-
-	if (!s)
-		return 0;
-	cb = (struct tcp_skb_cb *)&skb->cb[0];
-	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	count_retrans(sk, skb, false);
 	return 0;
 }
 
@@ -540,18 +529,9 @@ int BPF_PROG(retrans_btf_h, const struct sock *sk, const struct sk_buff *skb)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retrans_err_btf_h, const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	struct aurum_net_stats *s;
-	struct tcp_skb_cb *cb;
-	__u16 segs;
-
 	if (err)
 		return 0;
-	s = owner_stats(sk, false);
-	if (!s)
-		return 0;
-	cb = (struct tcp_skb_cb *)&skb->cb[0];
-	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	__sync_fetch_and_add(&s->retrans_segs, segs ? segs : 1);
+	count_retrans(sk, skb, false);
 	return 0;
 }
 
