@@ -5,6 +5,8 @@
 #include "common.bpf.h"
 #include "sock_owner.bpf.h"
 #include "stream.h"
+#include "proto/pgsql.h"
+#include "proto/hist.h"
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -42,6 +44,60 @@ struct {
 	__type(value, __u64);
 } stream_lost SEC(".maps");
 
+/* PostgreSQL framed in the kernel (stream_pg_* programs only). */
+struct pg_sock {
+	struct aurum_pgsql_conn c;
+	struct aurum_proc_key owner; /* the last owner seen; zero tgid: none yet */
+	__u16 port;                  /* client side: the server's port */
+	__u8 server;
+	__u8 fins;                   /* 1: ingress FIN seen, 2: egress FIN seen */
+	__u8 closed;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pg_sock);
+} pg_sk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192);
+	__type(key, struct aurum_pgsql_key);
+	__type(value, struct aurum_pgsql_hist);
+} pg_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aurum_pgsql_stats);
+} pg_stat SEC(".maps");
+
+/* The payload bytes around the walk's position, loaded PG_WINDOW at a time: one
+ * bpf_skb_load_bytes covers every header of a typical query or answer. The tail keeps the
+ * framer's reads (up to AURUM_PGSQL_WIN past any offset in the window) inside the value. */
+#define PG_WINDOW 256
+struct pg_window {
+	__u8 b[PG_WINDOW + AURUM_PGSQL_WIN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_window);
+} pg_win SEC(".maps");
+
+/* Messages walked per segment at most: a 64 KiB segment of the smallest (5-byte) messages. */
+#define PG_MAX_STEPS 16384
+
+static const __u64 pg_bounds[AURUM_MAX_FIXED_BOUNDS] = AURUM_PGSQL_BOUNDS_NS;
+static const struct aurum_pgsql_hist pg_zero_hist;
+
 struct tcp_view {
 	__u32 payload_off;
 	__u32 payload_len;
@@ -50,50 +106,64 @@ struct tcp_view {
 	__u8 fin, rst;
 };
 
-/* Finds the TCP payload of an IPv4 or IPv6 packet (skb data starts at the network header). */
+/* Finds the TCP payload of an IPv4 or IPv6 packet (skb data starts at the network header). The
+ * headers are read in place where they are in the linear part (always, in practice: the stack
+ * pulls them there before cgroup_skb runs), else copied. */
 static __always_inline int tcp_view(struct __sk_buff *skb, struct tcp_view *v)
 {
-	struct tcphdr th;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct tcphdr thc, *th;
 	__u32 l4_off, total;
 	__u8 l4proto;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr ipc, *ip = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
-			return -1;
+		if ((void *)(ip + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &ipc, sizeof(ipc)))
+				return -1;
+			ip = &ipc;
+		}
 		/* A fragment carries no TCP header of its own (or no payload start). */
-		if (ip.frag_off & bpf_htons(0x3fff))
+		if (ip->frag_off & bpf_htons(0x3fff))
 			return -1;
-		l4proto = ip.protocol;
-		l4_off = ip.ihl * 4;
-		total = bpf_ntohs(ip.tot_len);
+		l4proto = ip->protocol;
+		l4_off = ip->ihl * 4;
+		total = bpf_ntohs(ip->tot_len);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr ip6c, *ip6 = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
-			return -1;
+		if ((void *)(ip6 + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &ip6c, sizeof(ip6c)))
+				return -1;
+			ip6 = &ip6c;
+		}
 		/* Extension headers between IPv6 and TCP are not walked: such segments are skipped. */
-		l4proto = ip6.nexthdr;
-		l4_off = sizeof(ip6);
-		total = sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+		l4proto = ip6->nexthdr;
+		l4_off = sizeof(*ip6);
+		total = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	} else {
 		return -1;
 	}
-	if (l4proto != IPPROTO_TCP)
+	if (l4proto != IPPROTO_TCP || l4_off < 20 || l4_off > 60)
 		return -1;
-	if (bpf_skb_load_bytes(skb, l4_off, &th, sizeof(th)))
-		return -1;
+	th = data + l4_off;
+	if ((void *)(th + 1) > end) {
+		if (bpf_skb_load_bytes(skb, l4_off, &thc, sizeof(thc)))
+			return -1;
+		th = &thc;
+	}
 	/* GSO packets on egress carry tot_len of the whole super-packet; skb->len is what is here. */
 	if (total > skb->len || total == 0)
 		total = skb->len;
-	v->payload_off = l4_off + th.doff * 4;
+	v->payload_off = l4_off + th->doff * 4;
 	v->payload_len = total > v->payload_off ? total - v->payload_off : 0;
-	v->seq = bpf_ntohl(th.seq);
-	v->sport = bpf_ntohs(th.source);
-	v->dport = bpf_ntohs(th.dest);
-	v->fin = th.fin;
-	v->rst = th.rst;
+	v->seq = bpf_ntohl(th->seq);
+	v->sport = bpf_ntohs(th->source);
+	v->dport = bpf_ntohs(th->dest);
+	v->fin = th->fin;
+	v->rst = th->rst;
 	return 0;
 }
 
@@ -135,7 +205,266 @@ AURUM_STREAM_EMIT(4096)
 AURUM_STREAM_EMIT(16384)
 AURUM_STREAM_EMIT(65536)
 
-static __always_inline int capture(struct __sk_buff *skb, bool ingress)
+static __always_inline void pg_count(__u32 idx, __u64 n)
+{
+	__u32 zero = 0;
+	struct aurum_pgsql_stats *s = bpf_map_lookup_elem(&pg_stat, &zero);
+
+	if (s && idx < AURUM_PGSQL_STAT_MAX)
+		s->n[idx] += n;
+}
+
+/* One finished query into the aggregate. A global function: verified once, not per path. */
+__noinline int pg_record(struct pg_sock *st, const struct aurum_pgsql_out *o)
+{
+	struct aurum_pgsql_key key = {};
+	struct aurum_pgsql_hist *h;
+	__u64 d;
+	__u32 slot;
+
+	if (!st || !o)
+		return 0;
+	if (!st->owner.tgid) {
+		pg_count(AURUM_PGSQL_STAT_NO_OWNER, 1);
+		return 0;
+	}
+	key.owner = st->owner;
+	key.server_port = st->port;
+	key.server = st->server;
+	key.error = o->ev_error;
+	key.cls[0] = o->ev_cls[0];
+	key.cls[1] = o->ev_cls[1];
+	h = bpf_map_lookup_elem(&pg_hist, &key);
+	if (!h) {
+		/* EEXIST: another CPU created it first. Anything else: the map is full. */
+		bpf_map_update_elem(&pg_hist, &key, &pg_zero_hist, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&pg_hist, &key);
+		if (!h) {
+			pg_count(AURUM_PGSQL_STAT_HIST_FULL, 1);
+			return 0;
+		}
+	}
+	d = o->ev_end > o->ev_start ? o->ev_end - o->ev_start : 0;
+	slot = aurum_fixed_slot(d, pg_bounds, AURUM_PGSQL_NBOUNDS);
+	__sync_fetch_and_add(&h->sum_ns, d);
+	if (slot < AURUM_PGSQL_SLOTS)
+		__sync_fetch_and_add(&h->slots[slot], 1);
+	pg_count(AURUM_PGSQL_STAT_QUERIES, 1);
+	return 0;
+}
+
+/* What a framer step reads and writes besides the connection: apart from the walk's pointers,
+ * because a global function's memory arguments are scalars to the verifier after the call. */
+struct pg_args {
+	struct aurum_pgsql_out o;
+	__u64 ts;
+	__u32 dir;
+	__u32 at_start;
+};
+
+struct pg_walk {
+	struct __sk_buff *skb;
+	struct pg_sock *st;
+	struct pg_args *a;
+	struct pg_window *win; /* this CPU's */
+	__u32 base;   /* payload offset in the packet */
+	__u32 len;    /* payload bytes */
+	__u32 pos;    /* the walk's position in the payload */
+	__u32 first;  /* the first byte not seen before */
+	__u32 wstart; /* payload offset of the window's first byte */
+	__u32 wlen;   /* bytes in the window */
+	__u8 done;
+	__u8 load_failed;
+	__u8 pad[6];
+};
+
+/* The bytes the framer may look at in one step, as a sized type: a global function's pointer
+ * argument is memory of its pointee's size. */
+struct pg_bytes {
+	__u8 b[AURUM_PGSQL_WIN];
+};
+
+/* One framer step (bpf/proto/pgsql.h) as a global function: the verifier checks it once with
+ * unknown arguments instead of once per path through the walk. */
+__noinline int pg_step_fe(struct aurum_pgsql_conn *c, const struct pg_bytes *b, struct pg_args *a, __u32 nb,
+			  __u32 left)
+{
+	if (!c || !b || !a)
+		return -1;
+	return aurum_pgsql_step(c, AURUM_PGSQL_FRONTEND, b->b, nb, left, a->ts, a->at_start, &a->o);
+}
+
+/* The same for the backend's bytes: one function per direction, so that each keeps only its own
+ * message types' branches. */
+__noinline int pg_step_be(struct aurum_pgsql_conn *c, const struct pg_bytes *b, struct pg_args *a, __u32 nb,
+			  __u32 left)
+{
+	if (!c || !b || !a)
+		return -1;
+	return aurum_pgsql_step(c, AURUM_PGSQL_BACKEND, b->b, nb, left, a->ts, a->at_start, &a->o);
+}
+
+/* One message (or the part of one in this segment) per call: bpf_loop verifies the callback once
+ * and the verifier inlines the loop (5.19+). */
+static long pg_walk_step(__u32 i, struct pg_walk *w)
+{
+	struct pg_window *win = w->win;
+	__u32 left, nb, off, n;
+	int r;
+
+	if (!win || w->pos >= w->len) {
+		w->done = 1;
+		return 1;
+	}
+	left = w->len - w->pos;
+	nb = left < AURUM_PGSQL_WIN ? left : AURUM_PGSQL_WIN;
+	if (w->pos < w->wstart || w->pos + nb > w->wstart + w->wlen) {
+		n = left < PG_WINDOW ? left : PG_WINDOW;
+		asm volatile("" : "+r"(n));
+		if (n == 0 || n > PG_WINDOW ||
+		    bpf_skb_load_bytes(w->skb, w->base + w->pos, win->b, ((n - 1) & (PG_WINDOW - 1)) + 1)) {
+			w->load_failed = 1;
+			w->done = 1;
+			return 1;
+		}
+		w->wstart = w->pos;
+		w->wlen = n;
+	}
+	off = w->pos - w->wstart;
+	asm volatile("%[x] &= 0xff" : [x] "+r"(off)); /* PG_WINDOW - 1, opaque to clang */
+	w->a->at_start = w->pos == w->first;
+	if (w->a->dir == AURUM_PGSQL_FRONTEND)
+		r = pg_step_fe(&w->st->c, (const struct pg_bytes *)(win->b + off), w->a, nb, left);
+	else
+		r = pg_step_be(&w->st->c, (const struct pg_bytes *)(win->b + off), w->a, nb, left);
+	if (w->a->o.ev)
+		pg_record(w->st, &w->a->o);
+	if (r < 0) {
+		w->done = 1;
+		return 1;
+	}
+	w->pos += r;
+	if (w->pos >= w->len) {
+		w->done = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
+{
+	__u32 zero = 0;
+	struct aurum_pgsql_stats *s;
+
+	if (!(o->malformed | o->resyncs | o->gaps_in_body | o->dropped | o->unmatched | o->gave_up))
+		return;
+	s = bpf_map_lookup_elem(&pg_stat, &zero);
+	if (!s)
+		return;
+	s->n[AURUM_PGSQL_STAT_MALFORMED] += o->malformed;
+	s->n[AURUM_PGSQL_STAT_RESYNC] += o->resyncs;
+	s->n[AURUM_PGSQL_STAT_GAP_IN_BODY] += o->gaps_in_body;
+	s->n[AURUM_PGSQL_STAT_DROPPED] += o->dropped;
+	s->n[AURUM_PGSQL_STAT_UNMATCHED] += o->unmatched;
+	if (o->gave_up == AURUM_PGSQL_GAVE_UP_TLS)
+		s->n[AURUM_PGSQL_STAT_GAVE_UP_TLS]++;
+	else if (o->gave_up == AURUM_PGSQL_GAVE_UP_GSS)
+		s->n[AURUM_PGSQL_STAT_GAVE_UP_GSS]++;
+	else if (o->gave_up == AURUM_PGSQL_GAVE_UP_CANCEL)
+		s->n[AURUM_PGSQL_STAT_GAVE_UP_CANCEL]++;
+	else if (o->gave_up == AURUM_PGSQL_GAVE_UP_MALFORMED)
+		s->n[AURUM_PGSQL_STAT_GAVE_UP_MALFORMED]++;
+}
+
+/* A socket on a PostgreSQL port: frame its segment here, aggregate finished queries. */
+static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, bool ingress, bool server,
+				     __u16 server_port)
+{
+	struct aurum_sock_owner *own;
+	struct pg_args a = {};
+	struct pg_walk w = {};
+	struct bpf_sock *sk;
+	struct pg_sock *st;
+	__s64 first;
+
+	sk = skb->sk;
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&pg_sk, sk, 0, 0);
+	if (!st) {
+		if (!v->payload_len)
+			return; /* the close of a connection never seen with data */
+		st = bpf_sk_storage_get(&pg_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st) {
+			pg_count(AURUM_PGSQL_STAT_NO_STATE, 1);
+			return;
+		}
+		st->server = server;
+		st->port = server ? 0 : server_port;
+		pg_count(AURUM_PGSQL_STAT_OPENED, 1);
+	}
+	if (st->closed)
+		return;
+	own = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+	if (own && own->owner.tgid &&
+	    (own->owner.tgid != st->owner.tgid || own->owner.start_ns != st->owner.start_ns)) {
+		/* Tell userspace while the process is most likely alive, so that it can name it later
+		 * (a backend that lived for one connection). */
+		struct aurum_stream_event *e = bpf_ringbuf_reserve(&stream_rb, sizeof(*e) + sizeof(st->owner), 0);
+
+		if (e) {
+			__builtin_memset(e, 0, sizeof(*e));
+			e->ts_ns = bpf_ktime_get_ns();
+			e->cookie = bpf_get_socket_cookie(skb);
+			e->owner = own->owner;
+			e->copied = sizeof(st->owner);
+			e->proto = AURUM_STREAM_PGSQL;
+			e->flags = AURUM_STREAM_OWNER | (server ? AURUM_STREAM_SERVER : 0);
+			__builtin_memcpy((void *)(e + 1), &st->owner, sizeof(st->owner));
+			bpf_ringbuf_submit(e, stream_wakeup());
+		} else {
+			aurum_count_loss(&stream_lost, AURUM_STREAM_LOSS_RINGBUF_FULL);
+		}
+		st->owner = own->owner;
+	}
+	if (v->payload_len && !st->c.gave_up) {
+		a.dir = ingress == server ? AURUM_PGSQL_FRONTEND : AURUM_PGSQL_BACKEND;
+		a.ts = bpf_ktime_get_ns();
+		first = aurum_pgsql_segment(&st->c, a.dir, v->seq, v->payload_len, &a.o);
+		if (a.o.ev)
+			pg_record(st, &a.o);
+		__u32 zero = 0;
+
+		w.win = bpf_map_lookup_elem(&pg_win, &zero);
+		if (first >= 0 && st->c.gave_up == 0 && w.win) {
+			w.skb = skb;
+			w.st = st;
+			w.a = &a;
+			w.base = v->payload_off;
+			w.len = v->payload_len;
+			w.pos = (__u32)first;
+			w.first = (__u32)first;
+			bpf_loop(PG_MAX_STEPS, pg_walk_step, &w, 0);
+			if (!w.done || w.load_failed) {
+				/* The rest of the segment was not walked: its framing is unknown. */
+				pg_count(w.load_failed ? AURUM_PGSQL_STAT_LOAD_FAILED : AURUM_PGSQL_STAT_STEP_LIMIT, 1);
+				aurum_pgsql_lose_sync(&st->c, aurum_pgsql_half_of(&st->c, a.dir), &a.o);
+			}
+		}
+		pg_apply(&a.o);
+	}
+	if (v->fin)
+		st->fins |= ingress ? 1 : 2;
+	if (v->rst || st->fins == 3) {
+		st->closed = 1;
+		pg_count(AURUM_PGSQL_STAT_CLOSED, 1);
+	}
+}
+
+static __always_inline int capture(struct __sk_buff *skb, bool ingress, bool pg_in_kernel)
 {
 	struct aurum_stream_event h = {};
 	struct aurum_sock_owner *own;
@@ -165,6 +494,10 @@ static __always_inline int capture(struct __sk_buff *skb, bool ingress)
 		flags |= AURUM_STREAM_FIN;
 	if (v.rst)
 		flags |= AURUM_STREAM_RST;
+	if (pg_in_kernel && proto == AURUM_STREAM_PGSQL) {
+		frame_pg(skb, &v, ingress, flags & AURUM_STREAM_SERVER, remote);
+		return 1;
+	}
 
 	h.cookie = bpf_get_socket_cookie(skb);
 	if (bpf_map_lookup_elem(&stream_skip, &h.cookie)) {
@@ -205,14 +538,28 @@ static __always_inline int capture(struct __sk_buff *skb, bool ingress)
 	return 1; /* cgroup_skb: 1 lets the packet through; we only watch */
 }
 
+/* Everything copied to userspace: kernels without bpf_loop (< 5.17). */
 SEC("cgroup_skb/ingress")
 int stream_ingress(struct __sk_buff *skb)
 {
-	return capture(skb, true);
+	return capture(skb, true, false);
 }
 
 SEC("cgroup_skb/egress")
 int stream_egress(struct __sk_buff *skb)
 {
-	return capture(skb, false);
+	return capture(skb, false, false);
+}
+
+/* PostgreSQL framed and aggregated here; AMQP and "auto" ports copied as above. */
+SEC("cgroup_skb/ingress")
+int stream_pg_ingress(struct __sk_buff *skb)
+{
+	return capture(skb, true, true);
+}
+
+SEC("cgroup_skb/egress")
+int stream_pg_egress(struct __sk_buff *skb)
+{
+	return capture(skb, false, true);
 }

@@ -24,6 +24,8 @@ enum aurum_stream_flags {
 	AURUM_STREAM_TRUNCATED = 1 << 2, /* copied < len: the rest is a gap */
 	AURUM_STREAM_FIN = 1 << 3,       /* the segment ends its direction (may carry payload) */
 	AURUM_STREAM_RST = 1 << 4,       /* the connection is reset */
+	AURUM_STREAM_OWNER = 1 << 5,     /* no payload: a PostgreSQL socket framed in the kernel has a
+					  * new owner; 16 bytes follow, the previous owner */
 };
 
 /* Copies are made in size classes so that a small segment does not reserve a large record. */
@@ -47,5 +49,56 @@ struct aurum_stream_event {
 enum aurum_stream_loss {
 	AURUM_STREAM_LOSS_RINGBUF_FULL = 0,
 	AURUM_STREAM_LOSS_MAX = 1,
+};
+
+/* PostgreSQL framed in the kernel (stream_pg_* programs, bpf_loop): queries are aggregated per
+ * (owner, side, error class, server port) into the semantic conventions' buckets, the same as
+ * the userspace parser's (1 ms .. 10 s, "v <= le"). */
+#define AURUM_PGSQL_NBOUNDS 9
+#define AURUM_PGSQL_SLOTS (AURUM_PGSQL_NBOUNDS + 1)
+#define AURUM_PGSQL_BOUNDS_NS                                                                      \
+	{                                                                                          \
+		1000000ULL, 5000000ULL, 10000000ULL, 50000000ULL, 100000000ULL, 500000000ULL,      \
+		1000000000ULL, 5000000000ULL, 10000000000ULL                                       \
+	}
+
+struct aurum_pgsql_key {
+	struct aurum_proc_key owner;
+	__u16 server_port; /* client side: the server's port; server side: 0 */
+	__u8 server;       /* 1: the database's own socket */
+	__u8 error;        /* 1: an ErrorResponse came before ReadyForQuery */
+	__u8 cls[2];       /* its SQLSTATE class; zero with error=1: not captured (_OTHER) */
+	__u8 pad[2];       /* zero: keys are compared bytewise */
+};
+
+struct aurum_pgsql_hist {
+	__u64 sum_ns;
+	__u64 slots[AURUM_PGSQL_SLOTS];
+};
+
+/* Counters of the in-kernel framer (one per-CPU array element, summed by userspace). */
+enum aurum_pgsql_stat {
+	AURUM_PGSQL_STAT_MALFORMED = 0, /* headers that failed validation */
+	AURUM_PGSQL_STAT_RESYNC,        /* a direction lost framing */
+	AURUM_PGSQL_STAT_GAP_IN_BODY,   /* bytes missing inside a message body, absorbed */
+	AURUM_PGSQL_STAT_DROPPED,       /* queries not reported: framing lost, or the FIFO full */
+	AURUM_PGSQL_STAT_UNMATCHED,     /* ReadyForQuery with no query waiting */
+	AURUM_PGSQL_STAT_GAVE_UP_TLS,
+	AURUM_PGSQL_STAT_GAVE_UP_GSS,
+	AURUM_PGSQL_STAT_GAVE_UP_CANCEL,
+	AURUM_PGSQL_STAT_GAVE_UP_MALFORMED,
+	AURUM_PGSQL_STAT_OPENED,        /* sockets given framing state */
+	AURUM_PGSQL_STAT_CLOSED,        /* and closed (FIN both ways, or RST) */
+	AURUM_PGSQL_STAT_STEP_LIMIT,    /* a segment with more messages than one walk takes: resync */
+	AURUM_PGSQL_STAT_LOAD_FAILED,   /* bpf_skb_load_bytes failed: resync */
+	AURUM_PGSQL_STAT_NO_STATE,      /* sk_storage could not be created (loss) */
+	AURUM_PGSQL_STAT_NO_OWNER,      /* a query on a socket whose owner is unknown (loss) */
+	AURUM_PGSQL_STAT_HIST_FULL,     /* the aggregate map had no room (loss) */
+	AURUM_PGSQL_STAT_QUERIES,       /* queries aggregated */
+	AURUM_PGSQL_STAT_MAX,
+};
+
+struct aurum_pgsql_stats {
+	__u64 n[AURUM_PGSQL_STAT_MAX];
 };
 #endif

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -385,4 +386,331 @@ TEST(ProtoPgsql, HeaderHelpers) {
   const uint8_t cancel[] = {0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e};
   EXPECT_EQ(aurum_pgsql_startup_kind(cancel, 8), AURUM_PGSQL_STARTUP_CANCEL);
   EXPECT_EQ(aurum_pgsql_startup_kind(cancel, 7), AURUM_PGSQL_INCOMPLETE);
+}
+
+// ---- The kernel's framer (bpf/proto/pgsql.h) against the userspace parser ----------------------
+
+using aurum::proto::PgsqlKernelFramer;
+
+namespace {
+
+struct KernelRun {
+  std::vector<PgQueryEvent> events;
+  PgsqlKernelFramer framer{[this](const PgQueryEvent& e) { events.push_back(e); }};
+  void feed(const std::vector<Chunk>& chunks) {
+    for (const auto& c : chunks)
+      framer.feed(c.from_client ? PgDirection::kFrontend : PgDirection::kBackend, c.bytes.data(), c.bytes.size(),
+                  c.ns);
+  }
+};
+
+std::vector<PgQueryEvent> run_kernel(const std::vector<Chunk>& chunks) {
+  KernelRun r;
+  r.feed(chunks);
+  EXPECT_EQ(r.framer.stats().malformed, 0u);
+  EXPECT_EQ(r.framer.stats().resyncs, 0u);
+  EXPECT_EQ(r.framer.step_limited(), 0u);
+  return r.events;
+}
+
+// Same queries, same timestamps, same error classes.
+void expect_same_queries(const std::vector<PgQueryEvent>& parser, const std::vector<PgQueryEvent>& kernel) {
+  ASSERT_EQ(parser.size(), kernel.size());
+  for (size_t i = 0; i < parser.size(); ++i) {
+    EXPECT_EQ(parser[i].start_ns, kernel[i].start_ns) << i;
+    EXPECT_EQ(parser[i].end_ns, kernel[i].end_ns) << i;
+    EXPECT_EQ(parser[i].kind, kernel[i].kind) << i;
+    EXPECT_EQ(parser[i].error, kernel[i].error) << i;
+    EXPECT_EQ(parser[i].error_class, kernel[i].error_class) << i;
+  }
+}
+
+// The capture whole and cut at random (down to single bytes, so every header is split somewhere).
+void expect_kernel_matches_parser(const std::vector<Chunk>& chunks) {
+  auto want = run(chunks);
+  expect_same_queries(want, run_kernel(chunks));
+  for (unsigned seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(seed);
+    auto cut = aurum::test::resplit(chunks, rng, seed % 5 == 0 ? 1 : 2 + seed * 7);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    expect_same_queries(want, run_kernel(cut));
+  }
+}
+
+std::vector<Chunk> segments(bool from_client, const std::vector<uint8_t>& bytes, size_t mss, uint64_t ns) {
+  std::vector<Chunk> out;
+  for (size_t i = 0; i < bytes.size(); i += mss) {
+    Chunk c;
+    c.from_client = from_client;
+    c.ns = ns;
+    c.bytes.assign(bytes.begin() + static_cast<long>(i), bytes.begin() + static_cast<long>(std::min(bytes.size(), i + mss)));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void append(std::vector<Chunk>& to, const std::vector<Chunk>& more) { to.insert(to.end(), more.begin(), more.end()); }
+
+std::vector<uint8_t> startup() {
+  std::string params = cstr("user") + cstr("postgres") + cstr("database") + cstr("postgres") + std::string(1, '\0');
+  uint32_t len = static_cast<uint32_t>(8 + params.size());
+  std::vector<uint8_t> m;
+  for (int s = 24; s >= 0; s -= 8) m.push_back(static_cast<uint8_t>(len >> s));
+  for (uint8_t b : {0x00, 0x03, 0x00, 0x00}) m.push_back(b);
+  m.insert(m.end(), params.begin(), params.end());
+  return m;
+}
+std::vector<uint8_t> auth_ok() { return cat({msg('R', std::string(4, '\0')), msg('S', cstr("a") + cstr("b")), ready()}); }
+
+}  // namespace
+
+TEST(ProtoPgsqlKernel, SameQueriesAsTheParserOnEveryCapture) {
+  for (const char* name : {"pgsql_psql.hex", "pgsql_pgbench.hex", "pgsql_pgbench_bulk.hex", "pgsql_raw.hex"}) {
+    auto all = aurum::test::load_capture(name);
+    std::set<int> conns;
+    for (const auto& c : all) conns.insert(c.conn);
+    for (int conn : conns) {
+      SCOPED_TRACE(std::string(name) + " connection " + std::to_string(conn));
+      auto chunks = aurum::test::only_conn(all, conn);
+      KernelRun k;
+      k.feed(chunks);
+      PgRun p;
+      p.feed(chunks);
+      EXPECT_EQ(k.framer.gave_up(), p.parser.gave_up());
+      if (p.parser.gave_up() != PgGiveUp::kNone) continue;
+      expect_kernel_matches_parser(chunks);
+    }
+  }
+}
+
+TEST(ProtoPgsqlKernel, RetransmittedSegmentsAreNotCountedTwice) {
+  auto chunks = aurum::test::only_conn(aurum::test::load_capture("pgsql_raw.hex"), 1);
+  auto want = run(chunks);
+  ASSERT_FALSE(want.empty());
+  std::mt19937 rng(7);
+  auto cut = aurum::test::resplit(chunks, rng, 9);
+  KernelRun k;
+  uint32_t seq[2] = {100, 900000};
+  std::vector<std::pair<uint32_t, size_t>> sent[2];  // (seq, index) of every segment per direction
+  for (size_t i = 0; i < cut.size(); ++i) {
+    int d = cut[i].from_client ? 0 : 1;
+    auto dir = cut[i].from_client ? PgDirection::kFrontend : PgDirection::kBackend;
+    k.framer.segment(dir, seq[d], cut[i].bytes.data(), cut[i].bytes.size(), cut[i].ns);
+    sent[d].push_back({seq[d], i});
+    seq[d] += static_cast<uint32_t>(cut[i].bytes.size());
+    // Now and then an earlier segment again (a retransmission), or two glued together (a
+    // retransmission that coalesced the original segments and overlaps the new data).
+    if (i % 3 == 0 && sent[d].size() >= 2) {
+      auto [s, j] = sent[d][sent[d].size() - 2];
+      k.framer.segment(dir, s, cut[j].bytes.data(), cut[j].bytes.size(), cut[i].ns + 1);
+      std::vector<uint8_t> glued = cut[j].bytes;
+      glued.insert(glued.end(), cut[i].bytes.begin(), cut[i].bytes.end());
+      k.framer.segment(dir, s, glued.data(), glued.size(), cut[i].ns + 2);
+    }
+  }
+  EXPECT_EQ(k.framer.stats().malformed, 0u);
+  EXPECT_EQ(k.framer.stats().resyncs, 0u);
+  expect_same_queries(want, k.events);
+}
+
+TEST(ProtoPgsqlKernel, BigResultSetOverManySegments) {
+  // 20,000 rows of ~40 bytes: 800 kB in 1,448-byte segments and in 64 KiB (loopback GSO) ones,
+  // headers cut at every possible place.
+  std::vector<uint8_t> rows = msg('T', std::string(2, '\0'));
+  for (int i = 0; i < 20000; i++) {
+    auto r = datarow(static_cast<size_t>(i % 71));
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  rows = cat({rows, msg('C', cstr("SELECT 20000")), ready()});
+  for (size_t mss : {size_t(1448), size_t(65483), size_t(7)}) {
+    std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
+    append(conv, segments(false, auth_ok(), 1448, 2));
+    append(conv, segments(true, msg('Q', cstr("select big")), 1448, 10));
+    append(conv, segments(false, rows, mss, 20));
+    append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 30));
+    append(conv, segments(false, cat({msg('T', std::string(2, '\0')), datarow(1), msg('C', cstr("SELECT 1")), ready()}), mss, 40));
+    auto ev = run_kernel(conv);
+    ASSERT_EQ(ev.size(), 2u) << mss;
+    EXPECT_EQ(ev[0].start_ns, 10u);
+    EXPECT_EQ(ev[0].end_ns, 20u);
+    EXPECT_EQ(ev[1].start_ns, 30u);
+    expect_same_queries(run(conv), ev);
+  }
+}
+
+TEST(ProtoPgsqlKernel, PipelinedExtendedBatches) {
+  // Five Parse/Bind/Describe/Execute/Sync batches in one segment, the third failing; then the
+  // answers in one segment, and the same cut at every byte.
+  std::vector<uint8_t> fe, be;
+  for (int i = 0; i < 5; i++) {
+    fe = cat({fe, msg('P', cstr("") + cstr("select $1") + std::string(2, '\0')), msg('B', std::string(8, '\0')),
+              msg('D', "P" + cstr("")), msg('E', cstr("") + std::string(4, '\0')), msg('S')});
+    if (i == 2)
+      be = cat({be, msg('1'), msg('2'), error("22012"), ready()});
+    else
+      be = cat({be, msg('1'), msg('2'), msg('T', std::string(2, '\0')), datarow(3), msg('C', cstr("SELECT 1")), ready()});
+  }
+  std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
+  append(conv, segments(false, auth_ok(), 1448, 2));
+  append(conv, segments(true, fe, 65483, 10));
+  append(conv, segments(false, be, 65483, 20));
+  auto ev = run_kernel(conv);
+  ASSERT_EQ(ev.size(), 5u);
+  for (size_t i = 0; i < ev.size(); i++) {
+    EXPECT_EQ(ev[i].kind, PgQueryKind::kExtended);
+    EXPECT_EQ(ev[i].error, i == 2) << i;
+  }
+  EXPECT_EQ(ev[2].error_class, "22");
+  expect_kernel_matches_parser(conv);
+  // Deeper than the kernel's FIFO: the oldest are dropped and counted, never mismatched.
+  std::vector<uint8_t> deep_fe, deep_be;
+  for (int i = 0; i < AURUM_PGSQL_FIFO + 4; i++) {
+    deep_fe = cat({deep_fe, msg('Q', cstr("select 1"))});
+    deep_be = cat({deep_be, msg('C', cstr("SELECT 1")), ready()});
+  }
+  std::vector<Chunk> deep = segments(true, startup(), 1448, 1);
+  append(deep, segments(false, auth_ok(), 1448, 2));
+  append(deep, segments(true, deep_fe, 65483, 10));
+  append(deep, segments(false, deep_be, 65483, 20));
+  KernelRun k;
+  k.feed(deep);
+  EXPECT_EQ(k.events.size(), size_t(AURUM_PGSQL_FIFO));
+  EXPECT_EQ(k.framer.stats().queries_dropped, 4u);
+  EXPECT_EQ(k.framer.stats().unmatched_ready, 4u);
+}
+
+TEST(ProtoPgsqlKernel, SslRequestRefusedThenPlaintext) {
+  const std::vector<uint8_t> ssl_request = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+  for (char answer : {'N', 'S'}) {
+    std::vector<Chunk> conv = segments(true, ssl_request, 1448, 1);
+    append(conv, segments(false, {static_cast<uint8_t>(answer)}, 1448, 2));
+    if (answer == 'N') {
+      append(conv, segments(true, startup(), 1448, 3));
+      append(conv, segments(false, auth_ok(), 1448, 4));
+    } else {
+      append(conv, segments(true, {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc}, 1448, 3));  // ClientHello
+      append(conv, segments(false, {0x16, 0x03, 0x03, 0x00, 0x7a, 0x02}, 1448, 4));
+    }
+    append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 10));
+    append(conv, segments(false, cat({msg('C', cstr("SELECT 1")), ready()}), 1448, 20));
+    KernelRun k;
+    k.feed(conv);
+    if (answer == 'N') {
+      EXPECT_EQ(k.framer.gave_up(), PgGiveUp::kNone);
+      ASSERT_EQ(k.events.size(), 1u);
+      EXPECT_EQ(k.events[0].start_ns, 10u);
+      expect_kernel_matches_parser(conv);
+    } else {
+      EXPECT_EQ(k.framer.gave_up(), PgGiveUp::kTls);
+      EXPECT_TRUE(k.events.empty());
+    }
+    EXPECT_EQ(k.framer.stats().malformed, 0u);
+  }
+}
+
+TEST(ProtoPgsqlKernel, AttachMidConnection) {
+  // From the first Query on (a connection older than the agent): the same queries.
+  auto chunks = aurum::test::load_capture("pgsql_psql.hex");
+  size_t first_query = 0;
+  while (first_query < chunks.size() && !(chunks[first_query].from_client && chunks[first_query].bytes[0] == 'Q'))
+    ++first_query;
+  ASSERT_LT(first_query, chunks.size());
+  std::vector<Chunk> tail(chunks.begin() + static_cast<long>(first_query), chunks.end());
+  expect_same_queries(run(tail), run_kernel(tail));
+
+  // From the middle of a big answer: the rest of it is not framed (counted), the connection
+  // resynchronises at a segment that starts with a header, and the next query is counted.
+  std::vector<uint8_t> rows = msg('T', std::string(2, '\0'));
+  for (int i = 0; i < 3000; i++) rows = cat({rows, datarow(37)});
+  rows = cat({rows, msg('C', cstr("SELECT 3000")), ready()});
+  std::vector<Chunk> conv = segments(false, std::vector<uint8_t>(rows.begin() + 1001, rows.end()), 1448, 5);
+  for (int q = 0; q < 3; q++) {
+    append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 10 + 10 * q));
+    append(conv, segments(false, cat({msg('T', std::string(2, '\0')), datarow(1), msg('C', cstr("SELECT 1")), ready()}),
+                          1448, 15 + 10 * q));
+  }
+  KernelRun k;
+  k.feed(conv);
+  EXPECT_GE(k.framer.stats().malformed, 1u);
+  EXPECT_EQ(k.framer.gave_up(), PgGiveUp::kNone);
+  ASSERT_GE(k.events.size(), 2u) << "resynchronised at the next answer";
+  ASSERT_LE(k.events.size(), 3u);
+  for (const auto& e : k.events) EXPECT_EQ(e.end_ns - e.start_ns, 5u);
+}
+
+TEST(ProtoPgsqlKernel, TooManyMessagesInOneSegmentIsCountedNotWedged) {
+  std::vector<uint8_t> many;
+  for (uint32_t i = 0; i < PgsqlKernelFramer::kMaxSteps + 10; i++) many = cat({many, msg('n')});  // NoData
+  std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
+  append(conv, segments(false, auth_ok(), 1448, 2));
+  append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 10));
+  append(conv, segments(false, cat({many, ready()}), many.size() + 6, 20));
+  for (int q = 0; q < 2; q++) {
+    append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 30 + 10 * q));
+    append(conv, segments(false, cat({msg('C', cstr("SELECT 1")), ready()}), 1448, 35 + 10 * q));
+  }
+  KernelRun k;
+  k.feed(conv);
+  EXPECT_EQ(k.framer.step_limited(), 1u);
+  EXPECT_GE(k.framer.stats().resyncs, 1u);
+  EXPECT_GE(k.framer.stats().queries_dropped, 1u);
+  EXPECT_EQ(k.framer.gave_up(), PgGiveUp::kNone);
+  ASSERT_GE(k.events.size(), 1u) << "the last query after the resync";
+  for (const auto& e : k.events) EXPECT_EQ(e.end_ns - e.start_ns, 5u);
+}
+
+TEST(ProtoPgsqlKernel, GapsNeverInventQueries) {
+  // Holes anywhere in real captures: every query the framer still reports is one the parser saw
+  // on the whole stream (same start and end), and every other one is counted somewhere.
+  for (const char* name : {"pgsql_psql.hex", "pgsql_pgbench_bulk.hex", "pgsql_raw.hex"}) {
+    auto chunks = aurum::test::only_conn(aurum::test::load_capture(name), 1);
+    auto want = run(chunks);
+    std::set<std::pair<uint64_t, uint64_t>> real;
+    for (const auto& e : want) real.insert({e.start_ns, e.end_ns});
+    for (unsigned seed = 1; seed <= 40; ++seed) {
+      std::mt19937 rng(seed);
+      auto cut = aurum::test::resplit(chunks, rng, 3 + seed % 50);
+      KernelRun k;
+      for (const auto& c : cut) {
+        auto dir = c.from_client ? PgDirection::kFrontend : PgDirection::kBackend;
+        if (rng() % 23 == 0) {
+          k.framer.gap(dir, static_cast<uint32_t>(c.bytes.size()));
+          continue;
+        }
+        k.framer.feed(dir, c.bytes.data(), c.bytes.size(), c.ns);
+      }
+      for (const auto& e : k.events)
+        EXPECT_TRUE(real.count({e.start_ns, e.end_ns})) << name << " seed " << seed << ": " << e.start_ns;
+      EXPECT_LE(k.events.size(), want.size());
+      EXPECT_LE(k.framer.in_flight(), size_t(AURUM_PGSQL_FIFO));
+    }
+  }
+}
+
+TEST(ProtoPgsqlKernel, ErrorClassAcrossSegmentsAndLimits) {
+  // The SQLSTATE cut between segments at every byte; a 'C' field past the first 256 bytes is
+  // not looked for (as the parser); an error without 'C' is _OTHER.
+  auto err = error("42P01");
+  for (size_t cut = 1; cut < err.size(); cut++) {
+    std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
+    append(conv, segments(false, auth_ok(), 1448, 2));
+    append(conv, segments(true, msg('Q', cstr("select x")), 1448, 10));
+    append(conv, segments(false, std::vector<uint8_t>(err.begin(), err.begin() + static_cast<long>(cut)), 1448, 20));
+    append(conv, segments(false, cat({std::vector<uint8_t>(err.begin() + static_cast<long>(cut), err.end()), ready()}), 1448, 21));
+    auto ev = run_kernel(conv);
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].error_class, "42") << cut;
+  }
+  auto late = msg('E', cstr("S" + std::string(300, 'x')) + cstr("C42P01") + std::string(1, '\0'));
+  auto none = msg('E', cstr("SERROR") + cstr("Mno code") + std::string(1, '\0'));
+  for (const auto& e : {late, none}) {
+    std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
+    append(conv, segments(false, auth_ok(), 1448, 2));
+    append(conv, segments(true, msg('Q', cstr("select x")), 1448, 10));
+    append(conv, segments(false, cat({e, ready()}), 1448, 20));
+    auto ev = run_kernel(conv);
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].error_class, "_OTHER");
+    expect_same_queries(run(conv), ev);
+  }
 }

@@ -17,6 +17,9 @@
 
 namespace aurum {
 
+static_assert(sizeof(aurum_pgsql_key) == 24, "aurum_pgsql_key: no implicit padding");
+static_assert(sizeof(aurum_stream_event) == 56, "aurum_stream_event layout");
+
 namespace {
 
 // db_client_operation_duration_seconds advice of the semantic conventions.
@@ -87,9 +90,20 @@ StreamCollector::StreamCollector(const Features &features, identity::ProcFs proc
 	programs_ = std::make_unique<ProgramSet>("stream", skel->obj);
 	auto attach_cgroup = [this](bpf_program *p) { return bpf_program__attach_cgroup(p, impl_->cgroup.get()); };
 	const std::vector<Feature> needs = {Feature::cgroup_skb, Feature::ringbuf, Feature::sk_storage};
-	programs_->choose({{"cgroup_skb/ingress", false, "PostgreSQL and AMQP wire metrics", {{"cgroup_skb", {"stream_ingress"}, needs}}, attach_cgroup},
-			   {"cgroup_skb/egress", false, "PostgreSQL and AMQP wire metrics", {{"cgroup_skb", {"stream_egress"}, needs}}, attach_cgroup}},
+	// bpf_loop (5.17) walks the PostgreSQL message headers of a segment in the kernel; without it
+	// every segment on a database port is copied to userspace and parsed there (the same metrics,
+	// more CPU). The variant is exported as aurum_probe_attached{variant=...}.
+	std::vector<Feature> framing = needs;
+	framing.push_back(Feature::bpf_loop);
+	programs_->choose({{"cgroup_skb/ingress", false, "PostgreSQL and AMQP wire metrics",
+			    {{"cgroup_skb_pgsql", {"stream_pg_ingress"}, framing}, {"cgroup_skb", {"stream_ingress"}, needs}},
+			    attach_cgroup},
+			   {"cgroup_skb/egress", false, "PostgreSQL and AMQP wire metrics",
+			    {{"cgroup_skb_pgsql", {"stream_pg_egress"}, framing}, {"cgroup_skb", {"stream_egress"}, needs}},
+			    attach_cgroup}},
 			  features);
+	pg_in_kernel_ = programs_->chosen("cgroup_skb/ingress") == "cgroup_skb_pgsql" &&
+			programs_->chosen("cgroup_skb/egress") == "cgroup_skb_pgsql";
 	if (programs_->chosen("cgroup_skb/ingress").empty()) {
 		// Nothing to load: report the hooks as unavailable and stay idle.
 		bpf_map__set_autocreate(skel->maps.stream_rb, false);
@@ -103,6 +117,11 @@ StreamCollector::StreamCollector(const Features &features, identity::ProcFs proc
 	if (int err = stream_bpf__load(skel))
 		throw Error("load stream BPF programs (see the libbpf lines above)", err);
 	programs_->attach();
+	if (pg_in_kernel_)
+		log::info("stream: PostgreSQL framed in the kernel (bpf_loop); AMQP parsed in userspace");
+	else
+		log::warn("stream: PostgreSQL parsed in userspace from copies of every segment (%s); more agent CPU",
+			  features.has(Feature::bpf_loop) ? "framing programs not chosen" : "no bpf_loop: kernel < 5.17");
 
 	int ports = bpf_map__fd(skel->maps.stream_ports);
 	std::map<std::uint16_t, std::uint8_t> initial = {{5432, AURUM_STREAM_PGSQL}, {5672, AURUM_STREAM_AMQP}};
@@ -159,6 +178,15 @@ void StreamCollector::consume()
 void StreamCollector::handle(const aurum_stream_event &e, const std::uint8_t *data)
 {
 	std::lock_guard lock(mu_);
+	if (e.flags & AURUM_STREAM_OWNER) {
+		// A kernel-framed PostgreSQL socket changed hands: learn the new owner's name now.
+		aurum_proc_key previous{};
+		if (e.copied >= sizeof previous)
+			std::memcpy(&previous, data, sizeof previous);
+		if (e.owner.tgid)
+			owner_info(e.owner, previous);
+		return;
+	}
 	bool closing = e.flags & (AURUM_STREAM_FIN | AURUM_STREAM_RST);
 	auto found = conns_.find(e.cookie);
 	if (found == conns_.end()) {
@@ -233,8 +261,10 @@ void StreamCollector::forget(std::unordered_map<std::uint64_t, Conn>::iterator i
 	auto &c = it->second;
 	if (c.skipped && impl_->rb)
 		bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.stream_skip), &it->first);
-	if (c.pg)
+	if (c.pg) {
 		malformed_pg_ += c.pg->stats().malformed;
+		framing_forgotten_.add(*c.pg);
+	}
 	if (c.amqp) {
 		malformed_amqp_ += c.amqp->stats().malformed;
 		account_amqp(c);
@@ -411,12 +441,95 @@ void StreamCollector::update_ports(identity::ServiceDirectory &dir)
 	}
 }
 
+void StreamCollector::PgFraming::add(const proto::PgsqlParser &p)
+{
+	const auto &s = p.stats();
+	resync += s.resyncs;
+	gap_in_body += s.gaps_in_body;
+	dropped += s.queries_dropped;
+	unmatched += s.unmatched_ready;
+	switch (p.gave_up()) {
+	case proto::PgGiveUp::kTls: tls++; break;
+	case proto::PgGiveUp::kGssEncrypted: gss++; break;
+	case proto::PgGiveUp::kCancel: cancel++; break;
+	case proto::PgGiveUp::kMalformed: gave_up_malformed++; break;
+	default: break;
+	}
+}
+
+aurum_pgsql_stats StreamCollector::pg_kernel_stats() const
+{
+	aurum_pgsql_stats total{};
+	if (!pg_in_kernel_)
+		return total;
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return total;
+	std::vector<aurum_pgsql_stats> per(static_cast<std::size_t>(ncpu));
+	__u32 zero = 0;
+	if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.pg_stat), &zero, per.data()) != 0)
+		return total;
+	for (const auto &c : per)
+		for (int i = 0; i < AURUM_PGSQL_STAT_MAX; i++)
+			total.n[i] += c.n[i];
+	return total;
+}
+
+// The kernel's per-owner aggregates into procs_ (as deltas since the last read), exactly as the
+// userspace parser's events would have been observed.
+void StreamCollector::read_pg_hist(identity::ServiceDirectory &dir)
+{
+	(void)dir;
+	int fd = bpf_map__fd(impl_->skel->maps.pg_hist);
+	aurum_pgsql_key key{}, next{};
+	aurum_pgsql_key *prev = nullptr;
+	std::vector<aurum_pgsql_key> dead;
+	std::map<aurum_proc_key, bool, KeyLess> alive;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		aurum_pgsql_hist v{};
+		if (bpf_map_lookup_elem(fd, &key, &v) != 0)
+			continue;
+		auto &seen = pg_seen_[key];
+		Hist delta;
+		bool any = false;
+		for (int i = 0; i < AURUM_PGSQL_SLOTS; i++) {
+			delta.counts[i] = v.slots[i] - seen.slots[i];
+			any = any || delta.counts[i];
+		}
+		delta.sum = static_cast<double>(v.sum_ns - seen.sum_ns) / 1e9;
+		seen = v;
+		if (any) {
+			auto [it, fresh] = procs_.try_emplace(key.owner);
+			if (fresh || it->second.comm.empty())
+				it->second.comm = owner_info(key.owner, {}).comm;
+			std::string cls;
+			if (key.error)
+				cls = key.cls[0] ? std::string(reinterpret_cast<const char *>(key.cls), 2) : "_OTHER";
+			PgKey k{key.server != 0, cls, key.server_port};
+			it->second.pg[k].add(delta);
+		}
+		auto [a, fresh] = alive.try_emplace(key.owner, true);
+		if (fresh)
+			a->second = process_alive(key.owner);
+		if (!a->second)
+			dead.push_back(key);
+	}
+	for (const auto &k : dead) {
+		bpf_map_delete_elem(fd, &k);
+		pg_seen_.erase(k);
+	}
+}
+
 void StreamCollector::poll(identity::ServiceDirectory &dir)
 {
 	if (!impl_->rb)
 		return;
 	update_ports(dir);
 	std::lock_guard lock(mu_);
+	if (pg_in_kernel_)
+		read_pg_hist(dir);
 	for (auto &[key, t] : procs_) {
 		auto sid = service_of(dir, key, t);
 		auto &s = services_[sid];
@@ -536,22 +649,57 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 				       "Sockets whose streams are being parsed now (freed at FIN in both directions, "
 				       "RST, the owner's exit, or 10 minutes of silence).",
 				       MetricType::Gauge);
+	auto framing = metrics::family("aurum_stream_pgsql_framing_total",
+				       "PostgreSQL framing events: resynchronisations, gaps absorbed, queries not "
+				       "reported, unmatched ReadyForQuery, connections given up on (by cause).",
+				       MetricType::Counter);
 	{
 		std::lock_guard lock(mu_);
 		std::uint64_t pg = malformed_pg_, amqp = malformed_amqp_;
+		PgFraming f = framing_forgotten_;
 		for (const auto &[cookie, c] : conns_) {
-			if (c.pg)
+			if (c.pg) {
 				pg += c.pg->stats().malformed;
+				f.add(*c.pg);
+			}
 			if (c.amqp)
 				amqp += c.amqp->stats().malformed;
 		}
+		std::uint64_t live = conns_.size();
+		if (pg_in_kernel_) {
+			auto k = pg_kernel_stats();
+			pg += k.n[AURUM_PGSQL_STAT_MALFORMED];
+			f.resync += k.n[AURUM_PGSQL_STAT_RESYNC];
+			f.gap_in_body += k.n[AURUM_PGSQL_STAT_GAP_IN_BODY];
+			f.dropped += k.n[AURUM_PGSQL_STAT_DROPPED];
+			f.unmatched += k.n[AURUM_PGSQL_STAT_UNMATCHED];
+			f.tls += k.n[AURUM_PGSQL_STAT_GAVE_UP_TLS];
+			f.gss += k.n[AURUM_PGSQL_STAT_GAVE_UP_GSS];
+			f.cancel += k.n[AURUM_PGSQL_STAT_GAVE_UP_CANCEL];
+			f.gave_up_malformed += k.n[AURUM_PGSQL_STAT_GAVE_UP_MALFORMED];
+			f.step_limit += k.n[AURUM_PGSQL_STAT_STEP_LIMIT];
+			f.load_failed += k.n[AURUM_PGSQL_STAT_LOAD_FAILED];
+			// Sockets with framing state not yet seen closing (a socket torn down without a
+			// FIN or RST passing, e.g. an abortive close with nothing sent, stays counted).
+			auto opened = k.n[AURUM_PGSQL_STAT_OPENED], closed = k.n[AURUM_PGSQL_STAT_CLOSED];
+			live += opened > closed ? opened - closed : 0;
+		}
 		metrics::add_counter(bad, {{"protocol", "postgresql"}}, static_cast<double>(pg));
 		metrics::add_counter(bad, {{"protocol", "amqp"}}, static_cast<double>(amqp));
-		metrics::add_gauge(tracked, {}, static_cast<double>(conns_.size()));
+		metrics::add_gauge(tracked, {}, static_cast<double>(live));
+		const std::pair<const char *, std::uint64_t> events[] = {
+			{"resync", f.resync},       {"gap_in_body", f.gap_in_body},
+			{"query_dropped", f.dropped}, {"unmatched_ready", f.unmatched},
+			{"gave_up_tls", f.tls},     {"gave_up_gss", f.gss},
+			{"gave_up_cancel", f.cancel}, {"gave_up_malformed", f.gave_up_malformed},
+			{"step_limit", f.step_limit}, {"load_failed", f.load_failed}};
+		for (const auto &[ev, n] : events)
+			metrics::add_counter(framing, {{"event", ev}}, static_cast<double>(n));
 	}
 	out.push_back(std::move(watched));
 	out.push_back(std::move(bad));
 	out.push_back(std::move(tracked));
+	out.push_back(std::move(framing));
 	out.push_back(std::move(server));
 	out.push_back(std::move(client));
 	out.push_back(std::move(msgs));
@@ -571,8 +719,13 @@ std::vector<Loss> StreamCollector::losses() const
 		__u64 v = 0;
 		bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.stream_lost), &k, &v);
 		out.push_back({"ringbuf_full", v});
+		auto pk = pg_kernel_stats();
 		// Exchanges on sockets whose owner the net component never learned: not attributed.
-		out.push_back({"owner_unknown", unknown_owner_events_});
+		out.push_back({"owner_unknown", unknown_owner_events_ + pk.n[AURUM_PGSQL_STAT_NO_OWNER]});
+		if (pg_in_kernel_) {
+			out.push_back({"pgsql_no_state", pk.n[AURUM_PGSQL_STAT_NO_STATE]});
+			out.push_back({"pgsql_hist_full", pk.n[AURUM_PGSQL_STAT_HIST_FULL]});
+		}
 	}
 	return out;
 }

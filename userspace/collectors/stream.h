@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// PostgreSQL and AMQP 0-9-1 from the wire (issue 5): the kernel copies the TCP payload of
-// segments on database and broker ports into a ringbuf (bpf/stream.bpf.c); a thread here feeds
-// each socket's bytes, in sequence order, to the protocol state machines of userspace/proto/,
-// and keeps per-process totals that poll() folds per service.
+// PostgreSQL and AMQP 0-9-1 from the wire (issue 5). PostgreSQL is framed in the kernel where
+// bpf_loop exists (bpf/stream.bpf.c, stream_pg_*): queries are aggregated there per owner and
+// poll() reads the map. Otherwise, and always for AMQP, the kernel copies the TCP payload of
+// segments on database and broker ports into a ringbuf; a thread here feeds each socket's bytes,
+// in sequence order, to the protocol state machines of userspace/proto/. Both keep per-process
+// totals that poll() folds per service.
 #pragma once
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +40,8 @@ public:
 
 	// One event from the ringbuf; public so that tests can drive the reassembly without a kernel.
 	void handle(const aurum_stream_event &e, const std::uint8_t *data);
+	// PostgreSQL framed in the kernel (else copied and parsed here).
+	bool pgsql_in_kernel() const { return pg_in_kernel_; }
 
 	// Per-process totals, exposed for tests.
 	struct PgKey {
@@ -61,6 +66,14 @@ public:
 		proto::AmqpCounts amqp{};
 		Hist amqp_settle;
 		std::uint64_t amqp_dead_lettered = 0;
+	};
+
+	// Framing events of PostgreSQL connections (kernel counters, or the parsers' stats).
+	struct PgFraming {
+		std::uint64_t resync = 0, gap_in_body = 0, dropped = 0, unmatched = 0;
+		std::uint64_t tls = 0, gss = 0, cancel = 0, gave_up_malformed = 0;
+		std::uint64_t step_limit = 0, load_failed = 0;
+		void add(const proto::PgsqlParser &p);
 	};
 
 private:
@@ -90,6 +103,8 @@ private:
 	ProcTotals &totals(const Conn &c);
 	void consume();
 	void update_ports(identity::ServiceDirectory &dir);
+	void read_pg_hist(identity::ServiceDirectory &dir);
+	aurum_pgsql_stats pg_kernel_stats() const;
 	bool process_alive(const aurum_proc_key &key) const;
 	identity::ServiceId service_of(identity::ServiceDirectory &dir, const aurum_proc_key &key, const ProcTotals &t);
 	static bool key_less(const aurum_proc_key &a, const aurum_proc_key &b);
@@ -111,6 +126,16 @@ private:
 	// Malformed headers/frames of connections already forgotten, by protocol (pgsql, amqp); the
 	// live connections' parsers are added at collect time.
 	std::uint64_t malformed_pg_ = 0, malformed_amqp_ = 0;
+	PgFraming framing_forgotten_;
+	bool pg_in_kernel_ = false;
+	// Kernel aggregates as last read, for deltas (entries of exited owners are deleted).
+	struct PgKeyLess {
+		bool operator()(const aurum_pgsql_key &a, const aurum_pgsql_key &b) const
+		{
+			return std::memcmp(&a, &b, sizeof a) < 0;
+		}
+	};
+	std::map<aurum_pgsql_key, aurum_pgsql_hist, PgKeyLess> pg_seen_;
 	std::atomic<std::uint64_t> unknown_owner_events_{0};
 
 	// Per-service totals (poll folds procs_ into these under the agent lock).

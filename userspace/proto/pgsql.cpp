@@ -368,4 +368,109 @@ void PgsqlParser::push(Pending p) {
   pending_.push_back(std::move(p));
 }
 
+struct PgsqlKernelFramer::State {
+  aurum_pgsql_conn conn{};
+  aurum_pgsql_out totals{};  // counters summed over every walk
+  aurum_pgsql_out out{};     // the current walk's
+};
+
+PgsqlKernelFramer::PgsqlKernelFramer(Callback on_query)
+    : st_(std::make_unique<State>()), on_query_(std::move(on_query)) {}
+PgsqlKernelFramer::~PgsqlKernelFramer() = default;
+
+void PgsqlKernelFramer::emit() {
+  auto& o = st_->out;
+  if (!o.ev) return;
+  o.ev = 0;
+  PgQueryEvent ev;
+  ev.start_ns = o.ev_start;
+  ev.end_ns = o.ev_end;
+  ev.kind = o.ev_extended ? PgQueryKind::kExtended : PgQueryKind::kSimple;
+  ev.error = o.ev_error != 0;
+  if (ev.error)
+    ev.error_class = o.ev_cls[0] ? std::string(reinterpret_cast<const char*>(o.ev_cls), 2) : "_OTHER";
+  if (on_query_) on_query_(ev);
+}
+
+void PgsqlKernelFramer::segment(PgDirection dir, uint32_t seq, const uint8_t* data, size_t len,
+                                uint64_t ts_ns) {
+  int d = kDir(dir);
+  auto& o = st_->out;
+  o = {};
+  auto n = static_cast<uint32_t>(len);
+  if (n && !st_->conn.gave_up) {
+    __s64 first = aurum_pgsql_segment(&st_->conn, d, seq, n, &o);
+    emit();
+    if (first >= 0 && !st_->conn.gave_up) {
+      uint32_t pos = static_cast<uint32_t>(first);
+      bool done = false;
+      for (uint32_t i = 0; i < kMaxSteps; i++) {
+        uint32_t left = n - pos;
+        uint32_t nb = left < AURUM_PGSQL_WIN ? left : AURUM_PGSQL_WIN;
+        int r = aurum_pgsql_step(&st_->conn, d, data + pos, nb, left, ts_ns,
+                                 pos == static_cast<uint32_t>(first), &o);
+        emit();
+        if (r < 0) {
+          done = true;
+          break;
+        }
+        pos += static_cast<uint32_t>(r);
+        if (pos >= n) {
+          done = true;
+          break;
+        }
+      }
+      if (!done) {
+        ++step_limited_;
+        aurum_pgsql_lose_sync(&st_->conn, aurum_pgsql_half_of(&st_->conn, d), &o);
+      }
+    }
+  }
+  auto& t = st_->totals;
+  t.messages += o.messages;
+  t.malformed += o.malformed;
+  t.resyncs += o.resyncs;
+  t.gaps_in_body += o.gaps_in_body;
+  t.dropped += o.dropped;
+  t.unmatched += o.unmatched;
+  t.overflow += o.overflow;
+}
+
+uint64_t PgsqlKernelFramer::overflowed() const { return st_->totals.overflow; }
+
+void PgsqlKernelFramer::feed(PgDirection dir, const uint8_t* data, size_t len, uint64_t ts_ns) {
+  uint32_t& next = next_seq_[dir == PgDirection::kFrontend ? 0 : 1];
+  uint32_t seq = next;
+  next += static_cast<uint32_t>(len);
+  segment(dir, seq, data, len, ts_ns);
+}
+
+void PgsqlKernelFramer::gap(PgDirection dir, uint32_t n) {
+  next_seq_[dir == PgDirection::kFrontend ? 0 : 1] += n;
+}
+
+PgStats PgsqlKernelFramer::stats() const {
+  const auto& t = st_->totals;
+  PgStats s;
+  s.messages_frontend = t.messages;  // both directions: the kernel does not tell them apart
+  s.malformed = t.malformed;
+  s.resyncs = t.resyncs;
+  s.gaps_in_body = t.gaps_in_body;
+  s.queries_dropped = t.dropped;
+  s.unmatched_ready = t.unmatched;
+  return s;
+}
+
+PgGiveUp PgsqlKernelFramer::gave_up() const {
+  switch (st_->conn.gave_up) {
+    case AURUM_PGSQL_GAVE_UP_TLS: return PgGiveUp::kTls;
+    case AURUM_PGSQL_GAVE_UP_GSS: return PgGiveUp::kGssEncrypted;
+    case AURUM_PGSQL_GAVE_UP_CANCEL: return PgGiveUp::kCancel;
+    case AURUM_PGSQL_GAVE_UP_MALFORMED: return PgGiveUp::kMalformed;
+    default: return PgGiveUp::kNone;
+  }
+}
+
+size_t PgsqlKernelFramer::in_flight() const { return aurum_pgsql_in_flight(&st_->conn); }
+
 }  // namespace aurum::proto

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace aurum::proto {
@@ -134,6 +135,39 @@ class PgsqlParser {
   int resyncs_ = 0;
   PgGiveUp gave_up_ = PgGiveUp::kNone;
   PgStats stats_;
+};
+
+// The kernel's framer (bpf/proto/pgsql.h, run by bpf/stream.bpf.c) driven on the host the way the
+// BPF program drives it: one call per TCP segment with its sequence number, the segment walked a
+// step at a time with at most AURUM_PGSQL_WIN bytes visible per step. For the tests and fuzzers
+// that check it against PgsqlParser, and for nothing else.
+class PgsqlKernelFramer {
+ public:
+  using Callback = std::function<void(const PgQueryEvent&)>;
+  explicit PgsqlKernelFramer(Callback on_query);
+  ~PgsqlKernelFramer();
+  // A segment of one direction: `seq` is its first byte's TCP sequence number.
+  void segment(PgDirection dir, uint32_t seq, const uint8_t* data, size_t len, uint64_t ts_ns);
+  // A segment following the previous one of that direction (sequence numbers kept here).
+  void feed(PgDirection dir, const uint8_t* data, size_t len, uint64_t ts_ns);
+  // The next `n` bytes of a direction are never seen (a hole in the capture).
+  void gap(PgDirection dir, uint32_t n);
+
+  PgStats stats() const;
+  PgGiveUp gave_up() const;
+  size_t in_flight() const;
+  uint64_t step_limited() const { return step_limited_; }
+  uint64_t overflowed() const;
+
+  static constexpr uint32_t kMaxSteps = 16384;  // PG_MAX_STEPS in bpf/stream.bpf.c
+
+ private:
+  void emit();
+  struct State;
+  std::unique_ptr<State> st_;
+  Callback on_query_;
+  uint32_t next_seq_[2] = {1000, 5000000};
+  uint64_t step_limited_ = 0;
 };
 
 }  // namespace aurum::proto
