@@ -111,14 +111,19 @@ void wait_port_watched(const Agent &agent, int port)
 		<< "the agent never marked the postmaster's port";
 }
 
-} // namespace
-
-TEST(Pgsql, QueryCountsAndErrorClassesMatchTheClients)
+// The ground truth, with PostgreSQL framed in the kernel (bpf_loop) or, `--force-off bpf_loop`,
+// copied and parsed in userspace as on 5.10.
+void query_counts_match_the_clients(const std::vector<std::string> &agent_args, const std::string &variant)
 {
-	AURUM_REQUIRE_ROOT();
 	PgCluster pg;
-	Agent agent(pg.rules());
+	Agent agent(pg.rules(), agent_args);
 	wait_port_watched(agent, pg.port());
+	{
+		auto s0 = agent.samples();
+		ASSERT_EQ(value(s0, "aurum_probe_attached", {{"component", "stream"}, {"probe", "cgroup_skb/ingress"}, {"variant", variant}}),
+			  1.0)
+			<< "expected the stream programs of variant " << variant;
+	}
 
 	constexpr int kSimple = 120, kFail = 7, kExtended = 150, kHold = 5;
 	ScratchDir work("aurum-wire-pgc");
@@ -193,6 +198,20 @@ TEST(Pgsql, QueryCountsAndErrorClassesMatchTheClients)
 	EXPECT_EQ(truth(), held) << "the connections changed while the agent was being read";
 }
 
+} // namespace
+
+TEST(Pgsql, QueryCountsAndErrorClassesMatchTheClients)
+{
+	AURUM_REQUIRE_ROOT();
+	query_counts_match_the_clients({}, "cgroup_skb_pgsql");
+}
+
+TEST(Pgsql, QueryCountsMatchWithoutKernelFraming)
+{
+	AURUM_REQUIRE_ROOT();
+	query_counts_match_the_clients({"--force-off", "bpf_loop"}, "cgroup_skb");
+}
+
 TEST(Pgsql, GarbageOnThePortIsCountedAndHarmless)
 {
 	AURUM_REQUIRE_ROOT();
@@ -244,4 +263,229 @@ TEST(Pgsql, GarbageOnThePortIsCountedAndHarmless)
 		agent, [&](const auto &s) { return count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "") >= 1; },
 		10s);
 	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", ""), 1);
+}
+
+namespace {
+
+// A client speaking the wire protocol itself (python3, no driver), so that the test decides how
+// the messages fall into TCP segments: headers cut across segments (TCP_NODELAY and a pause
+// between the pieces), pipelined extended-protocol batches in one write, an SSLRequest first.
+// It counts what the server answered and writes {"ok": n, "<class>": n, "rows": n} to --out.
+const char *kRawClient = R"PY(
+import json, os, socket, struct, sys, time
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+port = int(args["--port"])
+
+def msg(t, body=b""):
+    return t + struct.pack("!I", len(body) + 4) + body
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+class Conn:
+    def __init__(self, ssl_first=False):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        if ssl_first:
+            self.s.sendall(struct.pack("!II", 8, 80877103))
+            answer = self.s.recv(1)
+            if answer != b"N":
+                raise SystemExit("SSLRequest answered %r" % answer)
+        params = cstr("user") + cstr("postgres") + cstr("database") + cstr("postgres") + b"\0"
+        self.s.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+        self.cycle()
+
+    def read(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise SystemExit("server closed")
+            self.buf += chunk
+        n = struct.unpack("!I", self.buf[1:5])[0]
+        t, body, self.buf = self.buf[0:1], self.buf[5:1 + n], self.buf[1 + n:]
+        return t, body
+
+    def cycle(self):
+        """Reads up to ReadyForQuery: (SQLSTATE class or None, rows)."""
+        err, rows = None, 0
+        while True:
+            t, body = self.read()
+            if t == b"E" and err is None:
+                for field in body.split(b"\0"):
+                    if field[:1] == b"C":
+                        err = field[1:3].decode()
+            elif t == b"D":
+                rows += 1
+            elif t == b"Z":
+                return err, rows
+
+counts = {"ok": 0, "rows": 0}
+
+def count(err, rows):
+    counts["rows"] += rows
+    key = "ok" if err is None else err
+    counts[key] = counts.get(key, 0) + 1
+
+def split_queries(c, n):
+    for i in range(n):
+        q = msg(b"Q", cstr("SELECT %d" % i))
+        for a, b in ((0, 2), (2, 4), (4, 7), (7, len(q))):
+            c.s.sendall(q[a:b])
+            time.sleep(0.02)
+        count(*c.cycle())
+
+def big_queries(c, n, rows):
+    for _ in range(n):
+        c.s.sendall(msg(b"Q", cstr("SELECT repeat('x', 100) FROM generate_series(1, %d)" % rows)))
+        count(*c.cycle())
+
+def pipeline(c, batches, failing):
+    out = b""
+    for i in range(batches):
+        sql = "SELECT 1/0" if i == failing else "SELECT %d" % i
+        out += msg(b"P", cstr("") + cstr(sql) + b"\0\0")
+        out += msg(b"B", cstr("") + cstr("") + b"\0\0" + b"\0\0" + b"\0\0")
+        out += msg(b"D", b"P" + cstr(""))
+        out += msg(b"E", cstr("") + b"\0\0\0\0")
+        out += msg(b"S")
+    c.s.sendall(out)
+    for _ in range(batches):
+        count(*c.cycle())
+
+def simple(c, n):
+    for i in range(n):
+        c.s.sendall(msg(b"Q", cstr("SELECT %d" % i)))
+        count(*c.cycle())
+
+mode = args["--mode"]
+if mode == "framing":
+    c = Conn()
+    split_queries(c, int(args["--split"]))
+    big_queries(c, int(args["--big"]), int(args["--rows"]))
+    pipeline(c, int(args["--batches"]), int(args["--failing"]))
+    c.s.sendall(msg(b"X"))
+    d = Conn(ssl_first=True)
+    simple(d, int(args["--after-ssl"]))
+    d.s.sendall(msg(b"X"))
+elif mode == "before-agent":
+    c = Conn()
+    simple(c, int(args["--before"]))
+    print("connected", flush=True)
+    while not os.path.exists(args["--go"]):
+        time.sleep(0.05)
+    counts = {"ok": 0, "rows": 0}
+    simple(c, int(args["--after"]))
+    split_queries(c, 2)
+    c.s.sendall(msg(b"X"))
+json.dump(counts, open(args["--out"], "w"))
+print("done", flush=True)
+time.sleep(3600)  # stays alive: the agent names a process it can still see
+)PY";
+
+std::string raw_client(const ScratchDir &work)
+{
+	std::string path = work.path() + "/pg_raw.py";
+	std::ofstream(path) << kRawClient;
+	return path;
+}
+
+std::string raw_rules(const PgCluster &pg)
+{
+	return pg.rules() + "    - name: wire-pg-raw\n      cmdline: 'pg_raw\\.py --port " + std::to_string(pg.port()) + " '\n";
+}
+
+double framing(const std::vector<Sample> &s, const std::string &event)
+{
+	return sum(s, "aurum_stream_pgsql_framing_total", {{"event", event}});
+}
+
+} // namespace
+
+// Headers cut across segments, a result set of thousands of segments, pipelined extended batches
+// with an error in the middle, an SSLRequest refused with 'N': counted exactly, on both sides,
+// with no framing lost.
+TEST(Pgsql, FramingCasesCountedExactly)
+{
+	AURUM_REQUIRE_ROOT();
+	PgCluster pg;
+	Agent agent(raw_rules(pg));
+	wait_port_watched(agent, pg.port());
+	auto s0 = agent.samples();
+	ASSERT_EQ(value(s0, "aurum_probe_attached", {{"component", "stream"}, {"probe", "cgroup_skb/ingress"}, {"variant", "cgroup_skb_pgsql"}}),
+		  1.0);
+
+	constexpr int kSplit = 6, kBig = 3, kRows = 50000, kBatches = 5, kAfterSsl = 4;
+	ScratchDir work("aurum-wire-pgr");
+	std::string out = work.path() + "/raw.json";
+	Process client({"/usr/bin/python3", raw_client(work), "--port", std::to_string(pg.port()), "--mode", "framing", "--split",
+			std::to_string(kSplit), "--big", std::to_string(kBig), "--rows", std::to_string(kRows), "--batches",
+			std::to_string(kBatches), "--failing", "2", "--after-ssl", std::to_string(kAfterSsl), "--out", out},
+		       {}, true);
+	ASSERT_TRUE(client.wait_line("done", 60s)) << "pg_raw.py did not finish";
+	auto report = slurp(out);
+	long ok = json_int(report, "ok"), div0 = json_int(report, "22");
+	ASSERT_EQ(ok, kSplit + kBig + kBatches - 1 + kAfterSsl) << report;
+	ASSERT_EQ(div0, 1) << report;
+	ASSERT_EQ(json_int(report, "rows"), static_cast<long>(kBig) * kRows + kSplit + (kBatches - 1) + kAfterSsl) << report;
+
+	auto s = scrape_until(
+		agent,
+		[&](const auto &s) {
+			return count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "") >= ok &&
+			       count(s, "db_client_operation_duration_seconds", "wire-pg-raw", "") >= ok;
+		},
+		10s);
+	std::this_thread::sleep_for(500ms);
+	s = agent.samples();
+	SCOPED_TRACE(dump(s));
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", ""), ok);
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "22"), div0);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pg-raw", ""), ok);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pg-raw", "22"), div0);
+	// The split queries each waited 3 x 20 ms between their first and last piece: on the server
+	// they started at the first piece, so none took under 40 ms; the rest are fast.
+	EXPECT_GE(sum(s, "aurum_db_server_query_duration_seconds_count", {{"service_name", "wire-pg"}}) -
+			  sum(s, "aurum_db_server_query_duration_seconds_bucket", {{"service_name", "wire-pg"}, {"le", "0.01"}}),
+		  kSplit);
+	for (const char *ev : {"resync", "query_dropped", "gap_in_body", "step_limit", "load_failed", "gave_up_malformed"})
+		EXPECT_EQ(framing(s, ev), framing(s0, ev)) << ev;
+	EXPECT_EQ(sum(s, "aurum_stream_malformed_total", {{"protocol", "postgresql"}}),
+		  sum(s0, "aurum_stream_malformed_total", {{"protocol", "postgresql"}}));
+}
+
+// A connection opened (and used) before the agent started is picked up at its next query.
+TEST(Pgsql, ConnectionOlderThanTheAgent)
+{
+	AURUM_REQUIRE_ROOT();
+	PgCluster pg;
+	ScratchDir work("aurum-wire-pgr");
+	std::string out = work.path() + "/raw.json", go = work.path() + "/go";
+	constexpr int kBefore = 5, kAfter = 7;
+	Process client({"/usr/bin/python3", raw_client(work), "--port", std::to_string(pg.port()), "--mode", "before-agent",
+			"--before", std::to_string(kBefore), "--after", std::to_string(kAfter), "--go", go, "--out", out},
+		       {}, true);
+	ASSERT_TRUE(client.wait_line("connected", 30s));
+	Agent agent(raw_rules(pg));
+	wait_port_watched(agent, pg.port());
+	auto s0 = agent.samples();
+	std::ofstream(go) << "go";
+	ASSERT_TRUE(client.wait_line("done", 30s));
+	auto report = slurp(out);
+	long ok = json_int(report, "ok");
+	ASSERT_EQ(ok, kAfter + 2) << report;
+	auto s = scrape_until(
+		agent,
+		[&](const auto &s) {
+			return count(s, "aurum_db_server_query_duration_seconds", "wire-pg", "") >= ok &&
+			       count(s, "db_client_operation_duration_seconds", "wire-pg-raw", "") >= ok;
+		},
+		10s);
+	std::this_thread::sleep_for(500ms);
+	s = agent.samples();
+	SCOPED_TRACE(dump(s));
+	EXPECT_EQ(count(s, "aurum_db_server_query_duration_seconds", "wire-pg", ""), ok);
+	EXPECT_EQ(count(s, "db_client_operation_duration_seconds", "wire-pg-raw", ""), ok);
+	EXPECT_EQ(framing(s, "resync"), framing(s0, "resync"));
 }
