@@ -49,6 +49,10 @@ struct {
 	__type(value, __u64);
 } sched_lost SEC(".maps");
 
+/* CLOCK_MONOTONIC at load, set by userspace: a thread started later has all of its runtime
+ * counted; one started earlier only what it runs after we first see it. */
+const volatile __u64 loaded_ns = 0;
+
 static const struct aurum_sched_stats zero_stats;
 static const struct aurum_sched_thread zero_thread;
 
@@ -84,16 +88,29 @@ static __always_inline bool user_task(struct task_struct *t, bool btf)
 	return TASK_READ(btf, t, pid) != 0 && !(TASK_READ(btf, t, flags) & AURUM_PF_KTHREAD);
 }
 
+/* A thread state seen for the first time: its process, and how much of its runtime is ours. */
+static __always_inline void thread_init(struct task_struct *t, bool btf, struct aurum_sched_thread *th,
+					__u64 start)
+{
+	proc_key(t, btf, &th->key);
+	th->start_ns = start;
+	th->runtime_ns = start >= loaded_ns ? 0 : TASK_READ(btf, t, se.sum_exec_runtime);
+	th->oncpu_ns = 0;
+	th->enqueue_ns = 0;
+	th->rq_wait_ns = 0;
+}
+
 static __always_inline struct aurum_sched_thread *thread_get(struct task_struct *t, bool use_ts,
 							     bool btf)
 {
 	struct aurum_sched_thread *th;
+	__u64 start;
 	__u32 tid;
 
 	if (use_ts) {
 		th = bpf_task_storage_get(&sched_thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (th && !th->key.tgid)
-			proc_key(t, btf, &th->key);
+			thread_init(t, btf, th, TASK_READ(btf, t, start_time));
 		return th;
 	}
 	tid = TASK_READ(btf, t, pid);
@@ -106,8 +123,9 @@ static __always_inline struct aurum_sched_thread *thread_get(struct task_struct 
 		}
 		th = bpf_map_lookup_elem(&sched_thr_h, &tid);
 	}
-	if (th)
-		proc_key(t, btf, &th->key); /* a tid may have moved to another process */
+	start = TASK_READ(btf, t, start_time);
+	if (th && th->start_ns != start)
+		thread_init(t, btf, th, start); /* new, or a reused tid */
 	return th;
 }
 
@@ -154,7 +172,8 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 	if (user_task(prev, btf)) {
 		th = thread_get(prev, use_ts, btf);
 		if (th) {
-			__u64 ran = th->oncpu_ns && now > th->oncpu_ns ? now - th->oncpu_ns : 0;
+			__u64 runtime = TASK_READ(btf, prev, se.sum_exec_runtime);
+			__u64 ran = runtime > th->runtime_ns ? runtime - th->runtime_ns : 0;
 			__u64 wait = th->rq_wait_ns;
 
 			if (ran || wait) {
@@ -175,6 +194,7 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 					}
 				}
 			}
+			th->runtime_ns = runtime;
 			th->oncpu_ns = 0;
 			th->rq_wait_ns = 0;
 			if (task_state(prev, btf) == TASK_RUNNING)

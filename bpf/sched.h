@@ -10,7 +10,7 @@
 #define AURUM_CMDLINE_LEN 128
 
 struct aurum_sched_stats {
-	__u64 cpu_ns;       /* on-CPU time of every thread, accounted at switch-out */
+	__u64 cpu_ns;       /* on-CPU time of every thread (se.sum_exec_runtime deltas), at switch-out */
 	__u64 rq_count;
 	__u64 rq_sum_ns;
 	__u64 rq_slots[AURUM_RQ_SLOTS];
@@ -36,12 +36,19 @@ struct aurum_sched_cur {
 
 /* Per thread: task storage, or a hash keyed by tid where task storage is missing (< 5.11). */
 struct aurum_sched_thread {
-	__u64 oncpu_ns;   /* switched in at, 0 unknown */
+	__u64 oncpu_ns;   /* switched in at, 0 not on a CPU (or unknown) */
 	__u64 enqueue_ns; /* woken or preempted at, 0 not waiting */
 	__u64 rq_wait_ns; /* the wait that ended at the last switch-in, recorded at switch-out so
 			   * that one map lookup per switch serves both CPU time and the wait */
 	struct aurum_proc_key key; /* the thread's process, cached (task storage only: a tid in
 				    * the hash may be reused by another process) */
+	/* CPU time is the kernel's own figure, se.sum_exec_runtime (what /proc reports), read at
+	 * switch-out: the part not yet added to the process. Taking deltas of the kernel's
+	 * counter rather than timing switch-in to switch-out means that a switch this thread's
+	 * state missed (storage not created yet, its creation refused while another program held
+	 * the task-storage lock) loses nothing: the next switch-out adds it. */
+	__u64 runtime_ns;
+	__u64 start_ns;   /* the thread's start_time: tells a reused tid in the hash */
 };
 
 enum aurum_sched_loss {

@@ -56,9 +56,6 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	dopts.ttl = cfg.service_ttl_seconds ? std::chrono::seconds(*cfg.service_ttl_seconds) : opts.service_ttl;
 	dir_ = std::make_unique<identity::ServiceDirectory>(procfs, std::move(resolver), dopts);
 
-	SchedCollector::Options so;
-	so.max_processes = opts.max_processes;
-	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
 	collectors_.push_back(optional_component("net", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes});
 	}));
@@ -78,6 +75,13 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));
+
+	// The scheduler component last: its per-process map fills with every process that runs
+	// and is drained by housekeeping, which starts only when every component is loaded (the
+	// verifier can take seconds over the others on a busy host).
+	SchedCollector::Options so;
+	so.max_processes = opts.max_processes;
+	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
 
 	std::string mountinfo;
 	identity::read_file(opts.proc_root + "/self/mountinfo", mountinfo, 4 << 20);

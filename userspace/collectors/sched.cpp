@@ -55,6 +55,7 @@ SchedCollector::SchedCollector(const Features &features, Options opts) : impl_(s
 	bpf_map__set_autocreate(skel->maps.sched_thr_ts, use_ts);
 	bpf_map__set_autocreate(skel->maps.sched_thr_h, !use_ts);
 	bpf_map__set_max_entries(skel->maps.sched_procs, opts.max_processes);
+	skel->rodata->loaded_ns = monotonic_ns();
 	if (int err = sched_bpf__load(skel))
 		throw Error("load sched BPF programs (see the libbpf lines above)", err);
 	programs_->attach();
