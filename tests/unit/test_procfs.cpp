@@ -107,3 +107,56 @@ TEST(MemoryLimit, SmallestOnThePathV2AndV1)
 	EXPECT_EQ(cgroup_memory_limit(h, "7:memory:/\n0::/\n"), std::nullopt) << "v1 'unlimited' is not a limit";
 	fs::remove_all(root);
 }
+
+namespace {
+
+// A fake /proc/<pid> with a TCP table, socket fds and a network-namespace file.
+void fake_pid(const fs::path &root, int pid, const fs::path &netns, const std::string &tcp,
+	      const std::vector<unsigned long> &socket_inodes)
+{
+	fs::path dir = root / std::to_string(pid);
+	fs::create_directories(dir / "net");
+	fs::create_directories(dir / "fd");
+	fs::create_directories(dir / "ns");
+	std::ofstream(dir / "net" / "tcp") << tcp;
+	std::ofstream(dir / "net" / "tcp6") << "  sl  local_address remote_address st\n";
+	fs::create_symlink(netns, dir / "ns" / "net");
+	int fd = 3;
+	for (auto ino : socket_inodes)
+		fs::create_symlink("socket:[" + std::to_string(ino) + "]", dir / "fd" / std::to_string(fd++));
+	fs::create_symlink("/dev/null", dir / "fd" / std::to_string(fd));
+}
+
+const char *kTcpHeader =
+	"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+} // namespace
+
+TEST(ProcFs, ListeningPortsFromSocketInodesAndOneTablePerNamespace)
+{
+	fs::path root = fs::temp_directory_path() / ("aurum-procfs-" + std::to_string(::getpid()));
+	fs::remove_all(root);
+	fs::create_directories(root);
+	std::ofstream(root / "netns-a") << "a";
+	std::ofstream(root / "netns-b") << "b";
+	std::string tcp = std::string(kTcpHeader) +
+		// listening on 0.0.0.0:8080 (inode 111) and 127.0.0.1:5432 (222); an established
+		// socket (333, state 01) and a TIME_WAIT one (inode 0) are not listeners.
+		"   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0\n"
+		"   1: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 222 1 0000000000000000 100 0 0 10 0\n"
+		"   2: 0100007F:1538 0100007F:A000 01 00000000:00000000 00:00000000 00000000   105        0 333 1 0000000000000000 20 4 30 10 -1\n"
+		"   3: 0100007F:1538 0100007F:A002 06 00000000:00000000 03:00001234 00000000     0        0 0 3 0000000000000000\n"
+		"   4: garbage\n";
+	fake_pid(root, 10, root / "netns-a", tcp, {111, 333});
+	fake_pid(root, 11, root / "netns-a", std::string(kTcpHeader), {222});
+	fake_pid(root, 12, root / "netns-b", std::string(kTcpHeader), {222});
+	ProcFs p(root.string());
+	EXPECT_EQ(p.listening_ports(10), (std::set<std::uint16_t>{8080}));
+	// Same namespace as pid 10: its (here empty) copy of the table is not read again within a
+	// second, the namespace's table is what counts.
+	EXPECT_EQ(p.listening_ports(11), (std::set<std::uint16_t>{5432}));
+	// Another namespace: its own table, where inode 222 is not listening.
+	EXPECT_TRUE(p.listening_ports(12).empty());
+	EXPECT_TRUE(p.listening_ports(99).empty()); // no such pid
+	fs::remove_all(root);
+}

@@ -3,12 +3,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <sstream>
+#include <string_view>
 
 #include "core/fd.h"
 
@@ -179,32 +183,84 @@ void listen_inodes(const std::string &path, std::map<unsigned long, std::uint16_
 	std::string s;
 	if (!read_file(path, s, 16 << 20))
 		return;
-	std::istringstream in(s);
-	std::string line;
-	std::getline(in, line); // header
-	while (std::getline(in, line)) {
-		std::istringstream ls(line);
-		std::string sl, local, remote, st, txrx, trtm, retr, uid, timeout, inode;
-		if (!(ls >> sl >> local >> remote >> st >> txrx >> trtm >> retr >> uid >> timeout >> inode))
+	// A table with every socket of the namespace (tens of thousands in TIME_WAIT on a busy
+	// host): split each line in place and look at the state first.
+	std::string_view rest(s);
+	bool header = true;
+	while (!rest.empty()) {
+		auto nl = rest.find('\n');
+		std::string_view line = rest.substr(0, nl);
+		rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+		if (header) {
+			header = false;
 			continue;
-		if (st != "0A")
+		}
+		// Fields: sl local rem st tx:rx tr:tm retrnsmt uid timeout inode
+		std::string_view f[10];
+		size_t n = 0, i = 0;
+		while (n < 10 && i < line.size()) {
+			while (i < line.size() && line[i] == ' ')
+				i++;
+			size_t b = i;
+			while (i < line.size() && line[i] != ' ')
+				i++;
+			if (i > b)
+				f[n++] = line.substr(b, i - b);
+		}
+		if (n < 10 || f[3] != "0A")
 			continue;
-		auto colon = local.rfind(':');
-		if (colon == std::string::npos)
+		auto colon = f[1].rfind(':');
+		if (colon == std::string_view::npos)
 			continue;
-		auto port = static_cast<std::uint16_t>(std::strtoul(local.c_str() + colon + 1, nullptr, 16));
-		out[std::strtoul(inode.c_str(), nullptr, 10)] = port;
+		std::string port(f[1].substr(colon + 1)), inode(f[9]);
+		out[std::strtoul(inode.c_str(), nullptr, 10)] = static_cast<std::uint16_t>(std::strtoul(port.c_str(), nullptr, 16));
 	}
 }
 } // namespace
+
+struct ProcFs::ListenCache {
+	struct Entry {
+		std::chrono::steady_clock::time_point read_at;
+		std::map<unsigned long, std::uint16_t> inodes;
+	};
+	std::mutex mu;
+	std::map<std::pair<dev_t, ino_t>, Entry> by_netns;
+};
+
+ProcFs::ProcFs(std::string root) : root_(std::move(root)), listen_cache_(std::make_shared<ListenCache>()) {}
+
+std::map<unsigned long, std::uint16_t> ProcFs::listen_table(const std::string &dir) const
+{
+	constexpr auto kTtl = std::chrono::seconds(1);
+	std::map<unsigned long, std::uint16_t> inodes;
+	struct stat ns {};
+	if (::stat((dir + "/ns/net").c_str(), &ns) != 0) {
+		listen_inodes(dir + "/net/tcp", inodes);
+		listen_inodes(dir + "/net/tcp6", inodes);
+		return inodes;
+	}
+	auto now = std::chrono::steady_clock::now();
+	auto key = std::make_pair(ns.st_dev, ns.st_ino);
+	{
+		std::lock_guard lock(listen_cache_->mu);
+		auto &m = listen_cache_->by_netns;
+		for (auto it = m.begin(); it != m.end();)
+			it = now - it->second.read_at > kTtl ? m.erase(it) : std::next(it);
+		if (auto it = m.find(key); it != m.end())
+			return it->second.inodes;
+	}
+	listen_inodes(dir + "/net/tcp", inodes);
+	listen_inodes(dir + "/net/tcp6", inodes);
+	std::lock_guard lock(listen_cache_->mu);
+	listen_cache_->by_netns[key] = {now, inodes};
+	return inodes;
+}
 
 std::set<std::uint16_t> ProcFs::listening_ports(pid_t pid) const
 {
 	std::set<std::uint16_t> ports;
 	std::string dir = root_ + "/" + std::to_string(pid);
-	std::map<unsigned long, std::uint16_t> inodes;
-	listen_inodes(dir + "/net/tcp", inodes);
-	listen_inodes(dir + "/net/tcp6", inodes);
+	auto inodes = listen_table(dir);
 	if (inodes.empty())
 		return ports;
 	DIR *d = ::opendir((dir + "/fd").c_str());

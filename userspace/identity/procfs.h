@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,7 +45,7 @@ MemoryUsage parse_status_memory(const std::string &content);
 
 class ProcFs {
 public:
-	explicit ProcFs(std::string root = "/proc") : root_(std::move(root)) {}
+	explicit ProcFs(std::string root = "/proc");
 	const std::string &root() const { return root_; }
 
 	std::vector<pid_t> pids() const;
@@ -62,7 +64,14 @@ public:
 	static long clock_ticks();
 
 private:
+	// Listening-socket inodes per network namespace: /proc/<pid>/net/tcp lists the whole
+	// namespace (every TIME_WAIT socket of the host), so it is read once a second per
+	// namespace, not once per process. Shared by copies of this ProcFs.
+	struct ListenCache;
+	std::map<unsigned long, std::uint16_t> listen_table(const std::string &pid_dir) const;
+
 	std::string root_;
+	std::shared_ptr<ListenCache> listen_cache_;
 };
 
 bool read_file(const std::string &path, std::string &out, size_t limit = 1 << 20);
