@@ -79,17 +79,29 @@ struct {
 
 /* The payload bytes around the walk's position, loaded PG_WINDOW at a time: one
  * bpf_skb_load_bytes covers every header of a typical query or answer. The tail keeps the
- * framer's reads (up to AURUM_PGSQL_WIN past any offset in the window) inside the value. */
+ * framer's reads (up to 2 * AURUM_PGSQL_WIN past any offset in the window) inside the value.
+ *
+ * One window per nesting level on a CPU: egress runs in process context with bottom halves
+ * enabled, so a softirq (ingress, or egress of ACK-clocked data) can run the program again on the
+ * same CPU in the middle of a walk. Nesting is strictly last-in first-out, so a depth counter
+ * picks the window. Process context, softirq, and one spare. */
 #define PG_WINDOW 256
+#define PG_NEST 3
 struct pg_window {
-	__u8 b[PG_WINDOW + AURUM_PGSQL_WIN];
+	__u8 b[PG_WINDOW + 2 * AURUM_PGSQL_WIN];
+};
+
+struct pg_windows {
+	__u32 depth;
+	__u32 pad;
+	struct pg_window w[PG_NEST];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pg_window);
+	__type(value, struct pg_windows);
 } pg_win SEC(".maps");
 
 /* Messages walked per segment at most: a 64 KiB segment of the smallest (5-byte) messages. */
@@ -281,7 +293,7 @@ struct pg_walk {
 /* The bytes the framer may look at in one step, as a sized type: a global function's pointer
  * argument is memory of its pointee's size. */
 struct pg_bytes {
-	__u8 b[AURUM_PGSQL_WIN];
+	__u8 b[2 * AURUM_PGSQL_WIN]; /* aurum_pgsql_run reads a header up to AURUM_PGSQL_WIN in */
 };
 
 /* One framer step (bpf/proto/pgsql.h) as a global function: the verifier checks it once with
@@ -291,7 +303,7 @@ __noinline int pg_step_fe(struct aurum_pgsql_conn *c, const struct pg_bytes *b, 
 {
 	if (!c || !b || !a)
 		return -1;
-	return aurum_pgsql_step(c, AURUM_PGSQL_FRONTEND, b->b, nb, left, a->ts, a->at_start, &a->o);
+	return aurum_pgsql_run(c, AURUM_PGSQL_FRONTEND, b->b, nb, left, a->ts, a->at_start, &a->o);
 }
 
 /* The same for the backend's bytes: one function per direction, so that each keeps only its own
@@ -301,7 +313,7 @@ __noinline int pg_step_be(struct aurum_pgsql_conn *c, const struct pg_bytes *b, 
 {
 	if (!c || !b || !a)
 		return -1;
-	return aurum_pgsql_step(c, AURUM_PGSQL_BACKEND, b->b, nb, left, a->ts, a->at_start, &a->o);
+	return aurum_pgsql_run(c, AURUM_PGSQL_BACKEND, b->b, nb, left, a->ts, a->at_start, &a->o);
 }
 
 /* One message (or the part of one in this segment) per call: bpf_loop verifies the callback once
@@ -424,7 +436,10 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 			e->proto = AURUM_STREAM_PGSQL;
 			e->flags = AURUM_STREAM_OWNER | (server ? AURUM_STREAM_SERVER : 0);
 			__builtin_memcpy((void *)(e + 1), &st->owner, sizeof(st->owner));
-			bpf_ringbuf_submit(e, stream_wakeup());
+			/* Woken now, not at the next drain: a backend serving one short connection may be
+			 * gone 20 ms later, and with it what /proc says about it. Once or twice per
+			 * connection. */
+			bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 		} else {
 			aurum_count_loss(&stream_lost, AURUM_STREAM_LOSS_RINGBUF_FULL);
 		}
@@ -436,10 +451,18 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 		first = aurum_pgsql_segment(&st->c, a.dir, v->seq, v->payload_len, &a.o);
 		if (a.o.ev)
 			pg_record(st, &a.o);
-		__u32 zero = 0;
+		__u32 zero = 0, depth = 0;
+		struct pg_windows *wins = bpf_map_lookup_elem(&pg_win, &zero);
 
-		w.win = bpf_map_lookup_elem(&pg_win, &zero);
-		if (first >= 0 && st->c.gave_up == 0 && w.win) {
+		if (first >= 0 && st->c.gave_up == 0 && wins) {
+			depth = wins->depth;
+			if (depth >= PG_NEST) {
+				/* Deeper than contexts nest: never seen; framing of this segment is lost. */
+				w.load_failed = 1;
+				goto walked;
+			}
+			wins->depth = depth + 1;
+			w.win = &wins->w[depth];
 			w.skb = skb;
 			w.st = st;
 			w.a = &a;
@@ -448,6 +471,8 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 			w.pos = (__u32)first;
 			w.first = (__u32)first;
 			bpf_loop(PG_MAX_STEPS, pg_walk_step, &w, 0);
+			wins->depth = depth;
+walked:
 			if (!w.done || w.load_failed) {
 				/* The rest of the segment was not walked: its framing is unknown. */
 				pg_count(w.load_failed ? AURUM_PGSQL_STAT_LOAD_FAILED : AURUM_PGSQL_STAT_STEP_LIMIT, 1);

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # PostgreSQL case (issue 5): pgbench against a cluster of our own over TCP on loopback (the agent
-# copies and parses every segment of it, on both ends), interleaved pairs without and with the
-# agent (bpf_stats off), medians of tps; then the ns per run of every program over one run.
+# frames every segment of it in the kernel, on both ends), interleaved pairs without and with the
+# agent (bpf_stats off), medians of tps and of the agent's own CPU during the with-agent runs; then
+# the ns per run of every program over one run, and of the stream programs again with
+# `--force-off bpf_loop` (the copy-to-userspace fallback of kernels before 5.17).
 PG_SECONDS=${PG_SECONDS:-8}
 PG_CLIENTS=${PG_CLIENTS:-4}
 
@@ -41,50 +43,78 @@ pg_tps() {
 		awk '/^tps = /{print $3; exit}'
 }
 
-# One variant: prints "median_base median_with median_ratio | raw pairs".
+# One run with the agent: sets b (tps) and cpu (the agent's CPU seconds per second of the run, in
+# percent of one core).
+pg_with_agent() {
+	local c0 c1 t0 t1
+	pg_agent_start
+	c0=$(agent_cpu_seconds); t0=$(date +%s.%N)
+	b=$(pg_tps "$@")
+	c1=$(agent_cpu_seconds); t1=$(date +%s.%N)
+	agent_stop
+	cpu=$(echo "scale=1; 100 * ($c1 - $c0) / ($t1 - $t0)" | bc -l)
+}
+
+# One variant: prints "median_base median_with median_ratio median_agent_cpu% | raw pairs".
 pg_variant() {
-	local base=() with=() ratio=() i a b
+	local base=() with=() ratio=() cpus=() i a b cpu
 	for i in $(seq 1 "$PAIRS"); do
 		if [ $((i % 2)) -eq 1 ]; then
-			a=$(pg_tps "$@"); pg_agent_start; b=$(pg_tps "$@"); agent_stop
+			a=$(pg_tps "$@"); pg_with_agent "$@"
 		else
-			pg_agent_start; b=$(pg_tps "$@"); agent_stop; a=$(pg_tps "$@")
+			pg_with_agent "$@"; a=$(pg_tps "$@")
 		fi
-		base+=("$a"); with+=("$b"); ratio+=("$(echo "scale=4; $b / $a" | bc -l)")
-		echo "  pgbench $* pair $i: without $a tps, with $b tps" >&2
+		base+=("$a"); with+=("$b"); cpus+=("$cpu"); ratio+=("$(echo "scale=4; $b / $a" | bc -l)")
+		echo "  pgbench $* pair $i: without $a tps, with $b tps (agent CPU $cpu%)" >&2
 	done
-	echo "$(printf '%s\n' "${base[@]}" | median) $(printf '%s\n' "${with[@]}" | median) $(printf '%s\n' "${ratio[@]}" | median) | without ${base[*]}; with ${with[*]}"
+	echo "$(printf '%s\n' "${base[@]}" | median) $(printf '%s\n' "${with[@]}" | median) $(printf '%s\n' "${ratio[@]}" | median) $(printf '%s\n' "${cpus[@]}" | median) | without ${base[*]}; with ${with[*]}; agent CPU % ${cpus[*]}"
+}
+
+# The stream programs' cost with PostgreSQL copied to userspace (the fallback without bpf_loop):
+# the agent under a wrapper that adds --force-off bpf_loop.
+pg_fallback_costs() {
+	local wrapper=$PG_DIR/aurum-fallback
+	printf '#!/bin/sh\nexec %q --force-off bpf_loop "$@"\n' "$(readlink -f "$AGENT")" >"$wrapper"
+	chmod +x "$wrapper"
+	AGENT=$wrapper program_costs "$@" | awk '$1 == "stream"'
 }
 
 bench_pgsql() {
 	pg_start
-	local sel tpcb costs
+	local sel tpcb costs fallback
 	sysctl -qw kernel.bpf_stats_enabled=0
 	sel=$(pg_variant -S -M extended)
 	tpcb=$(pg_variant)
-	costs=$(program_costs "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S postgres)
+	costs=$(program_costs "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
+	fallback=$(pg_fallback_costs "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
 	local version
 	version=$("$PG_BIN/postgres" --version)
 	pg_stop
-	row() { # name "mb mw ratio | raw"
+	row() { # name "mb mw ratio cpu | raw"
 		set -- "$1" $2
-		echo "| $1 | $2 | $3 | $4 |"
+		echo "| $1 | $2 | $3 | $4 | $5 |"
 	}
 	{
 		echo "## PostgreSQL (issue 5)"
 		echo
-		echo "pgbench (scale 4, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s, TCP on loopback) against $version with fsync off, $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0; the agent finds the port from the postmaster and parses both ends of every connection. Medians of tps (excluding connection time), $(date -u +%F), kernel $(uname -r). Goal: >= 0.97."
+		echo "pgbench (scale 4, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s, TCP on loopback) against $version with fsync off, $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0; the agent finds the port from the postmaster and frames both ends of every connection in the kernel. Medians of tps (excluding connection time) and of the agent's own CPU (utime+stime over the with-agent run, % of one core), $(date -u +%F), kernel $(uname -r). Goal: >= 0.97."
 		echo
-		echo "| workload | without agent (tps) | with agent (tps) | median of pair ratios |"
-		echo "|---|---|---|---|"
+		echo "| workload | without agent (tps) | with agent (tps) | median of pair ratios | agent CPU (% of a core) |"
+		echo "|---|---|---|---|---|"
 		row "select-only, extended protocol (\`-S -M extended\`)" "${sel%% |*}"
 		row "TPC-B-like (default script, simple protocol)" "${tpcb%% |*}"
 		echo
-		echo "Per-run cost of every program over a select-only run (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself):"
+		echo "Per-run cost of every program over a select-only extended-protocol run (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself):"
 		echo
 		echo "| component | program | runs | ns/run |"
 		echo "|---|---|---|---|"
 		printf '%s\n' "$costs" | awk 'NF==4{printf "| %s | %s | %s | %s |\n",$1,$2,$3,$4}'
+		echo
+		echo "The same run with \`--force-off bpf_loop\` (every PostgreSQL segment copied to userspace, as on kernels before 5.17):"
+		echo
+		echo "| component | program | runs | ns/run |"
+		echo "|---|---|---|---|"
+		printf '%s\n' "$fallback" | awk 'NF==4{printf "| %s | %s | %s | %s |\n",$1,$2,$3,$4}'
 		echo
 		echo "Raw pairs (tps): select-only: ${sel#*| }. TPC-B-like: ${tpcb#*| }."
 	} | bench_section pgsql

@@ -639,8 +639,11 @@ TEST(ProtoPgsqlKernel, AttachMidConnection) {
 }
 
 TEST(ProtoPgsqlKernel, TooManyMessagesInOneSegmentIsCountedNotWedged) {
+  // Each step takes up to 1 + AURUM_PGSQL_RUN messages: more than that many steps' worth.
   std::vector<uint8_t> many;
-  for (uint32_t i = 0; i < PgsqlKernelFramer::kMaxSteps + 10; i++) many = cat({many, msg('n')});  // NoData
+  const auto nodata = msg('n');
+  for (uint32_t i = 0; i < PgsqlKernelFramer::kMaxSteps * (1 + AURUM_PGSQL_RUN) + 10; i++)
+    many.insert(many.end(), nodata.begin(), nodata.end());
   std::vector<Chunk> conv = segments(true, startup(), 1448, 1);
   append(conv, segments(false, auth_ok(), 1448, 2));
   append(conv, segments(true, msg('Q', cstr("select 1")), 1448, 10));
@@ -712,5 +715,15 @@ TEST(ProtoPgsqlKernel, ErrorClassAcrossSegmentsAndLimits) {
     ASSERT_EQ(ev.size(), 1u);
     EXPECT_EQ(ev[0].error_class, "_OTHER");
     expect_same_queries(run(conv), ev);
+  }
+}
+
+TEST(ProtoPgsqlKernel, MessageTypeMasksAreTheProtocolsLists) {
+  // The bit masks of bpf/proto/pgsql.h against the message lists of the protocol documentation.
+  const std::string frontend = "BCcdDEfFHpPQSX";
+  const std::string backend = "123AcCdDEGHIKnNRsStTvVWZ";
+  for (int t = 0; t < 256; t++) {
+    EXPECT_EQ(aurum_pgsql_frontend_type_ok(static_cast<uint8_t>(t)) != 0, t != 0 && frontend.find(static_cast<char>(t)) != std::string::npos) << t;
+    EXPECT_EQ(aurum_pgsql_backend_type_ok(static_cast<uint8_t>(t)) != 0, t != 0 && backend.find(static_cast<char>(t)) != std::string::npos) << t;
   }
 }

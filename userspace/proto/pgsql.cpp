@@ -407,7 +407,7 @@ void PgsqlKernelFramer::segment(PgDirection dir, uint32_t seq, const uint8_t* da
       for (uint32_t i = 0; i < kMaxSteps; i++) {
         uint32_t left = n - pos;
         uint32_t nb = left < AURUM_PGSQL_WIN ? left : AURUM_PGSQL_WIN;
-        int r = aurum_pgsql_step(&st_->conn, d, data + pos, nb, left, ts_ns,
+        int r = aurum_pgsql_run(&st_->conn, d, data + pos, nb, left, ts_ns,
                                  pos == static_cast<uint32_t>(first), &o);
         emit();
         if (r < 0) {
