@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
+#define AF_INET6 10
 
 const volatile struct aurum_http_config cfg = {};
 /* bpf_get_current_task and bpf_probe_read_kernel in cgroup_skb programs: set from a probe. A
@@ -38,7 +39,7 @@ struct http_half {
 	__u64 partial_ns;  /* when the partial line's first bytes passed */
 	__u64 partial[2];  /* the partial line, little-endian words, bytes past partial_len zero */
 	__u32 next_seq;    /* sequence number after the last new byte seen */
-	__u32 body_left;   /* bytes of a request body (Content-Length) still to come: not looked at */
+	__u32 body_left;   /* bytes of a body (Content-Length) still to come: not looked at */
 	__u8 seq_valid;
 	__u8 partial_len;
 	__u8 pad[6];
@@ -48,7 +49,8 @@ struct http_req {
 	__u64 start_ns;
 	__u8 method;
 	__u8 counted; /* included in the flow's `started` (the owner was known at its start) */
-	__u8 pad[6];
+	__u8 pad[2];
+	__s32 body;   /* request body bytes, AURUM_HTTP_BODY_UNKNOWN if not known */
 };
 
 struct http_sk {
@@ -61,6 +63,7 @@ struct http_sk {
 	__u8 pad1;
 	__u16 port;     /* client side: the server's port */
 	__u16 pad;
+	__u32 addr[4];  /* client side: the server's address (IPv4 as ::ffff:a.b.c.d), network order */
 };
 
 /* Request lines of the pending requests, for the route (routes on only). */
@@ -110,22 +113,24 @@ struct {
 	__type(value, __u64);
 } http_lost SEC(".maps");
 
-/* Pipelined requests: the bytes of a request segment after its first request line are searched for
- * the end of each header block ("\r\n\r\n") and a request line right after it. */
-#define HTTP_SCAN 256
-#define HTTP_MORE (AURUM_HTTP_FIFO - 1)
-struct http_scratch {
-	__u8 b[HTTP_SCAN + AURUM_HTTP_PEEK];
-	__u16 at[AURUM_HTTP_FIFO];    /* offsets of the further request lines found */
-	__u8 method[AURUM_HTTP_FIFO]; /* and their methods */
-};
+/* The walk over a segment's messages (bpf/proto/http.h), one per nesting level on a CPU: egress
+ * runs in process context with bottom halves enabled, so a softirq (ingress, or egress of
+ * ACK-clocked data) can run a program again on the same CPU in the middle of a walk. Nesting is
+ * last-in first-out, so a depth counter picks the walk: process context, softirq, one spare. */
+#define HTTP_NEST 3
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HTTP_NEST);
+	__type(key, __u32);
+	__type(value, struct aurum_http_walk);
+} http_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct http_scratch);
-} http_scratch SEC(".maps");
+	__type(value, __u32);
+} http_depth SEC(".maps");
 
 static const __u64 duration_bounds[64] = AURUM_HTTP_BOUNDS_NS;
 static const struct aurum_http_stats zero_stats;
@@ -289,10 +294,49 @@ static __always_inline void flow_comm(struct aurum_http_flow *f)
 	}
 }
 
-/* One finished request: into the aggregate, the in-flight count and (routes on) the ringbuf. */
-static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32 idx, __u32 status,
-			      __u64 end_ns)
+/* Where a message is in the segment and what its header block said. */
+struct http_msg {
+	__u64 start_ns;
+	__u32 off;   /* its first byte (or the segment's first new byte, for one begun earlier) */
+	__u32 avail; /* bytes of the segment from there */
+	__s64 body;  /* body bytes, AURUM_HTTP_BODY_UNKNOWN if not known */
+	int kind;    /* method (request) or status code (response) */
+};
+
+/* Bucket indexes in global functions: the verifier checks a global function once, on its own, and
+ * its result reaches the caller as an unknown number, so the slot's possible values do not each
+ * make a path of their own through record() (three of them inline made 64^3 paths for 6.1). */
+__noinline int http_size_slot(__u64 v)
 {
+	return aurum_log2_slot(v, AURUM_HTTP_SIZE_MIN_SHIFT, AURUM_HTTP_SIZE_SLOTS);
+}
+
+__noinline int http_duration_slot(__u64 d)
+{
+	return aurum_http_duration_slot(d, duration_bounds);
+}
+
+static __always_inline void add_size(__u64 *count, __u64 *sum, __u64 *slots, __s64 v)
+{
+	__u32 slot;
+
+	if (v < 0)
+		return;
+	slot = http_size_slot(v);
+	__sync_fetch_and_add(count, 1);
+	__sync_fetch_and_add(sum, v);
+	/* The 6.1 verifier loses the bound of the compare below on the copy clang indexes with. */
+	asm volatile("%[s] &= 31" : [s] "+r"(slot));
+	if (slot < AURUM_HTTP_SIZE_SLOTS)
+		__sync_fetch_and_add(&slots[slot], 1);
+}
+
+/* One finished request: into the aggregate, the in-flight count and (routes on) the ringbuf. The
+ * response: its status code (m->kind), when it ended (m->start_ns) and its body length (m->body). */
+static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32 idx, struct http_msg *m)
+{
+	__u64 end_ns = m->start_ns;
+	__u32 status = m->kind;
 	struct aurum_http_key key = {};
 	struct aurum_http_stats *s;
 	struct aurum_http_flow *f;
@@ -312,17 +356,24 @@ static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32
 	key.method = req->method;
 	key.status = status;
 	key.port = st->port;
+	key.addr[0] = st->addr[0];
+	key.addr[1] = st->addr[1];
+	key.addr[2] = st->addr[2];
+	key.addr[3] = st->addr[3];
 	s = bpf_map_lookup_elem(&http_stats, &key);
 	if (!s) {
 		bpf_map_update_elem(&http_stats, &key, &zero_stats, BPF_NOEXIST);
 		s = bpf_map_lookup_elem(&http_stats, &key);
 	}
 	if (s) {
-		slot = aurum_http_duration_slot(d, duration_bounds);
+		slot = http_duration_slot(d);
 		__sync_fetch_and_add(&s->count, 1);
 		__sync_fetch_and_add(&s->sum_ns, d);
+		asm volatile("%[s] &= 63" : [s] "+r"(slot));
 		if (slot < AURUM_HTTP_SLOTS)
 			__sync_fetch_and_add(&s->slots[slot], 1);
+		add_size(&s->req_body_count, &s->req_body_sum, s->req_body_slots, req->body);
+		add_size(&s->resp_body_count, &s->resp_body_sum, s->resp_body_slots, m->body);
 	} else {
 		lose(AURUM_HTTP_LOSS_STATS_FULL);
 	}
@@ -355,8 +406,8 @@ static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32
 	}
 }
 
-static __always_inline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
-					 int method, __u64 start_ns, __u32 off, __u32 avail)
+static __noinline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
+				    struct http_msg *m)
 {
 	struct http_req *req;
 	__u32 idx;
@@ -367,9 +418,10 @@ static __always_inline void push_request(struct __sk_buff *skb, struct bpf_sock 
 	}
 	idx = (st->head + st->count) & (AURUM_HTTP_FIFO - 1);
 	req = &st->fifo[idx];
-	req->start_ns = start_ns;
-	req->method = method;
+	req->start_ns = m->start_ns;
+	req->method = m->kind;
 	req->counted = 0;
+	req->body = m->body >= 0 && m->body <= 0x7fffffff ? m->body : AURUM_HTTP_BODY_UNKNOWN;
 	st->count++;
 	if (st->owner.tgid) {
 		struct aurum_http_flow *f = flow_get(st);
@@ -383,20 +435,19 @@ static __always_inline void push_request(struct __sk_buff *skb, struct bpf_sock 
 	}
 	if (cfg.routes && st->side == AURUM_HTTP_SIDE_SERVER) {
 		struct http_targets *tg = bpf_sk_storage_get(&http_tgt, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		__u64 n = avail < AURUM_HTTP_TARGET ? avail : AURUM_HTTP_TARGET;
+		__u64 n = m->avail < AURUM_HTTP_TARGET ? m->avail : AURUM_HTTP_TARGET;
 
 		asm volatile("%[n] &= 0x7f" : [n] "+r"(n));
 		if (tg) {
 			tg->len[idx] = 0;
 			if (n > 0 && n <= AURUM_HTTP_TARGET &&
-			    bpf_skb_load_bytes(skb, off, tg->line[idx], ((n - 1) & (AURUM_HTTP_TARGET - 1)) + 1) == 0)
+			    bpf_skb_load_bytes(skb, m->off, tg->line[idx], ((n - 1) & (AURUM_HTTP_TARGET - 1)) + 1) == 0)
 				tg->len[idx] = n;
 		}
 	}
 }
 
-static __always_inline void pop_response(struct bpf_sock *sk, struct http_sk *st, __u32 status,
-					 __u64 end_ns)
+static __noinline void pop_response(struct bpf_sock *sk, struct http_sk *st, struct http_msg *m)
 {
 	struct http_targets *tg = 0;
 	__u32 idx;
@@ -408,7 +459,7 @@ static __always_inline void pop_response(struct bpf_sock *sk, struct http_sk *st
 	if (cfg.routes)
 		tg = bpf_sk_storage_get(&http_tgt, sk, 0, 0);
 	idx = st->head & (AURUM_HTTP_FIFO - 1);
-	record(st, tg, idx, status, end_ns);
+	record(st, tg, idx, m);
 	st->head = (st->head + 1) & (AURUM_HTTP_FIFO - 1);
 	st->count--;
 }
@@ -416,6 +467,7 @@ static __always_inline void pop_response(struct bpf_sock *sk, struct http_sk *st
 /* The connection ended (FIN or RST) with requests pending: each is counted with status 0. */
 static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *st, __u64 now)
 {
+	struct http_msg m = {.start_ns = now, .body = AURUM_HTTP_BODY_UNKNOWN, .kind = AURUM_HTTP_STATUS_CLOSED};
 	struct http_targets *tg = 0;
 	__u32 i;
 
@@ -426,130 +478,12 @@ static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *s
 	for (i = 0; i < AURUM_HTTP_FIFO; i++) {
 		if (i >= st->count)
 			break;
-		record(st, tg, st->head + i, AURUM_HTTP_STATUS_CLOSED, now);
+		record(st, tg, st->head + i, &m);
 	}
 	st->count = 0;
 	st->head = 0;
 	st->in.partial_len = 0;
 	st->out.partial_len = 0;
-}
-
-/* Further request lines in the same segment (pipelining, RFC 9112 section 9.3.2): each follows the
- * blank line ending the previous header block. A body (Content-Length) after a header block is
- * not a request line and ends the search; so does the end of the first HTTP_SCAN bytes. One byte
- * per bpf_loop step: the callback is verified once (a plain loop made the verifier walk every
- * iteration times every path), and the verifier inlines the loop into direct calls (5.19+). */
-struct scan_ctx {
-	__u32 n;        /* bytes loaded */
-	__u32 state;    /* bytes of "\r\n\r\n" matched so far */
-	__u32 found;    /* further request lines recorded in the scratch */
-	__u32 clen;     /* Content-Length of the current header block, 0 if none */
-	__u32 skip_to;  /* a body is being stepped over up to this offset */
-	__u32 body_end; /* offset past the body of the last header block that ended, 0 none */
-};
-
-/* "content-length:" at b (case-insensitive, RFC 9110 section 5.1), then its decimal value. */
-static __always_inline __u32 content_length(const __u8 *b)
-{
-	__u64 lo = aurum_http_le64(b) | 0x2020202020202020ULL;
-	__u64 hi = aurum_http_le64(b + 8) | 0x0020202020202020ULL;
-	__u32 v = 0, j;
-
-	if (lo != AURUM_HTTP_NAME8('c', 'o', 'n', 't', 'e', 'n', 't', '-') ||
-	    (hi & 0x00ffffffffffffffULL) != AURUM_HTTP_NAME8('l', 'e', 'n', 'g', 't', 'h', ':', 0))
-		return 0;
-	for (j = 15; j < 15 + 12; j++) {
-		__u8 d = b[j];
-
-		if (d == ' ' && v == 0)
-			continue;
-		if (d < '0' || d > '9')
-			break;
-		v = v * 10 + (d - '0');
-	}
-	return v;
-}
-
-static long scan_byte(__u32 i, struct scan_ctx *c)
-{
-	struct http_scratch *buf;
-	__u32 zero = 0, next, left;
-	__u64 idx;
-	__u8 ch;
-	int m;
-
-	buf = bpf_map_lookup_elem(&http_scratch, &zero);
-	if (!buf || i >= c->n || i >= HTTP_SCAN)
-		return 1;
-	if (i < c->skip_to)
-		return 0;
-	idx = i;
-	asm volatile("%[x] &= 0xff" : [x] "+r"(idx)); /* HTTP_SCAN - 1, opaque to clang */
-	ch = buf->b[idx];
-	if (ch == '\r') {
-		c->state = c->state == 2 ? 3 : 1;
-		return 0;
-	}
-	if (ch != '\n' || (c->state != 1 && c->state != 3)) {
-		c->state = 0;
-		return 0;
-	}
-	c->state++;
-	next = i + 1;
-	if (c->state == 2) {
-		/* A header line starts at `next`. */
-		if (next + 27 <= HTTP_SCAN + AURUM_HTTP_PEEK && next + 16 <= c->n) {
-			idx = next;
-			asm volatile("%[x] &= 0xff" : [x] "+r"(idx));
-			if (idx + 27 <= HTTP_SCAN + AURUM_HTTP_PEEK) {
-				__u32 v = content_length(buf->b + idx);
-
-				if (v)
-					c->clen = v;
-			}
-		}
-		return 0;
-	}
-	/* The header block ended: its body (if any) is stepped over. */
-	c->state = 0;
-	next += c->clen;
-	c->clen = 0;
-	c->body_end = next;
-	if (next >= c->n)
-		return 1;
-	c->skip_to = next;
-	left = c->n - next;
-	idx = next;
-	asm volatile("%[x] &= 0xff" : [x] "+r"(idx));
-	m = aurum_http_parse_method(buf->b + idx, left < AURUM_HTTP_PEEK ? left : AURUM_HTTP_PEEK);
-	if (m <= 0)
-		return 1;
-	buf->at[c->found & (AURUM_HTTP_FIFO - 1)] = next;
-	buf->method[c->found & (AURUM_HTTP_FIFO - 1)] = m;
-	c->found++;
-	return c->found >= HTTP_MORE;
-}
-
-static __always_inline __u32 scan_pipelined(struct __sk_buff *skb, __u32 off, __u32 avail,
-					     struct http_scratch *buf, __u32 *body_left)
-{
-	struct scan_ctx c = {};
-	__u64 n = avail < HTTP_SCAN ? avail : HTTP_SCAN;
-
-	*body_left = 0;
-	/* "GET / HTTP/1.1\r\n\r\n" is 18 bytes. */
-	if (avail < 18)
-		return 0;
-	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
-	if (n == 0 || n > HTTP_SCAN || bpf_skb_load_bytes(skb, off, buf->b, ((n - 1) & (HTTP_SCAN - 1)) + 1))
-		return 0;
-	c.n = n;
-	bpf_loop(n, scan_byte, &c, 0);
-	/* The last header block's body goes past this segment: the segments carrying it are not
-	 * looked at for request lines (a body may well start with "GET "). */
-	if (c.body_end > avail)
-		*body_left = c.body_end - avail;
-	return c.found;
 }
 
 /* The first 16 bytes of a line that started in an earlier segment, followed by this segment's:
@@ -578,6 +512,128 @@ static __always_inline void keep_partial(struct http_half *h, __u64 w[2], __u32 
 	h->partial[1] = w[1];
 	h->partial_len = len;
 	h->partial_ns = start_ns;
+}
+
+/* One step of the walk over a segment's messages (bpf/proto/http.h): the callback is verified once
+ * (a plain loop made the verifier walk every iteration times every path), and the verifier inlines
+ * the loop into direct calls (5.19+). */
+struct walk_ctx {
+	struct aurum_http_walk *s;
+};
+
+static long walk_step(__u32 i, struct walk_ctx *c)
+{
+	struct aurum_http_walk *s = c->s;
+
+	if (!s)
+		return 1;
+	/* Two steps a call: half the calls. */
+	if (aurum_http_walk_step(s))
+		return 1;
+	return aurum_http_walk_step(s);
+}
+
+static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
+					struct http_half *h, bool request_dir, struct http_msg *first, __u64 now)
+{
+	struct aurum_http_walk *s = 0;
+	__u32 zero = 0, k, head_mask = 0, off = first->off, avail = first->avail, depth = 0;
+	__u32 *level = bpf_map_lookup_elem(&http_depth, &zero);
+	int first_kind = first->kind;
+	__u64 n;
+
+	if (level && *level < HTTP_NEST) {
+		depth = *level;
+		s = bpf_map_lookup_elem(&http_scratch, &depth);
+	}
+	if (!s || !level) {
+		/* Deeper than contexts nest (never seen): only the message at the segment's start. */
+		if (request_dir)
+			push_request(skb, sk, st, first);
+		else if (!aurum_http_status_is_interim(first->kind))
+			pop_response(sk, st, first);
+		return;
+	}
+	if (!request_dir) {
+		for (k = 0; k < AURUM_HTTP_FIFO; k++) {
+			if (k >= st->count)
+				break;
+			if (st->fifo[(st->head + k) & (AURUM_HTTP_FIFO - 1)].method == AURUM_HTTP_METHOD_HEAD)
+				head_mask |= 1U << k;
+		}
+	}
+	*level = depth + 1;
+	/* One window of the segment's first AURUM_HTTP_WALK bytes: a loop over more windows (calling
+	 * bpf_loop from several states) took 6.1's verifier past its limit. */
+	s->count = 0;
+	s->finals = 0;
+	n = avail < AURUM_HTTP_WALK ? avail : AURUM_HTTP_WALK;
+	asm volatile("%[n] &= 0xfff" : [n] "+r"(n));
+	if (n == 0 || n > AURUM_HTTP_WALK || bpf_skb_load_bytes(skb, off, s->b, ((n - 1) & (AURUM_HTTP_WALK - 1)) + 1))
+		n = 0;
+	aurum_http_walk_begin(s, n, 0, !request_dir, first_kind, head_mask);
+	if (n) {
+		/* The walk's pointer rides in the callback's context: no map lookup a step. */
+		struct walk_ctx c = {.s = s};
+
+		bpf_loop(AURUM_HTTP_WALK_MAX_STEPS / 2, walk_step, &c, 0);
+	}
+	if (s->stop == AURUM_HTTP_STOP_NEXT && s->next >= avail) {
+		h->body_left = s->next - avail;
+	} else if (s->stop == AURUM_HTTP_STOP_PARTIAL && s->n >= avail) {
+		/* The next start line goes on in the next segment. */
+		__u64 at = s->next, w[2];
+		__u32 len = s->n - s->next;
+
+		AURUM_HTTP_CLAMP(at, AURUM_HTTP_WALK_MASK);
+		if (len < AURUM_HTTP_PEEK) {
+			struct aurum_http_window wd = aurum_http_load(s->b + at, len);
+
+			w[0] = wd.lo;
+			w[1] = wd.hi;
+			keep_partial(h, w, len, now);
+		}
+	}
+	for (k = 0; k < AURUM_HTTP_WALK_MSGS; k++) {
+		struct aurum_http_walk_msg *wm;
+		struct http_msg m;
+
+		if (k >= s->count)
+			break;
+		wm = &s->msg[k & (AURUM_HTTP_WALK_MSGS - 1)];
+		m.start_ns = k ? now : first->start_ns;
+		m.off = off + wm->at;
+		m.avail = avail > wm->at ? avail - wm->at : 0;
+		m.body = wm->body;
+		m.kind = wm->kind;
+		if (request_dir)
+			push_request(skb, sk, st, &m);
+		else if (!aurum_http_status_is_interim(m.kind))
+			pop_response(sk, st, &m);
+	}
+	*level = depth;
+}
+
+/* The server's address for the client side's server_address label (IPv4 as ::ffff:a.b.c.d). Every
+ * field read unconditionally (volatile) at a constant offset: clang otherwise shares one read with a
+ * variable offset, and the verifier forbids pointer arithmetic on a socket. */
+static __always_inline void server_addr(struct bpf_sock *sk, struct http_sk *st)
+{
+	__u32 family = sk->family, v4 = *(volatile __u32 *)&sk->dst_ip4;
+	__u32 a0 = *(volatile __u32 *)&sk->dst_ip6[0], a1 = *(volatile __u32 *)&sk->dst_ip6[1];
+	__u32 a2 = *(volatile __u32 *)&sk->dst_ip6[2], a3 = *(volatile __u32 *)&sk->dst_ip6[3];
+
+	if (family == AF_INET6) {
+		st->addr[0] = a0;
+		st->addr[1] = a1;
+		st->addr[2] = a2;
+		st->addr[3] = a3;
+	} else {
+		st->addr[0] = 0;
+		st->addr[1] = 0;
+		st->addr[2] = bpf_htonl(0xffff);
+		st->addr[3] = v4;
+	}
 }
 
 static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
@@ -612,6 +668,8 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 			return;
 		st->side = ingress ? AURUM_HTTP_SIDE_SERVER : AURUM_HTTP_SIDE_CLIENT;
 		st->port = ingress ? 0 : bpf_ntohs(sk->dst_port);
+		if (!ingress)
+			server_addr(sk, st);
 	}
 	learn_owner(sk, st, !ingress && s.plen);
 	now = bpf_ktime_get_ns();
@@ -650,33 +708,14 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 		len = join_partial(h, w, n);
 		h->partial_len = 0;
 		request_dir = ingress == (st->side == AURUM_HTTP_SIDE_SERVER);
-		if (request_dir) {
-			r = aurum_http_parse_method((const __u8 *)w, len);
-			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
-				keep_partial(h, w, len, start_ns);
-			else if (r > 0) {
-				__u32 more, k, zero = 0;
-				struct http_scratch *buf = bpf_map_lookup_elem(&http_scratch, &zero);
+		r = request_dir ? aurum_http_parse_method((const __u8 *)w, len)
+				: aurum_http_parse_status((const __u8 *)w, len);
+		if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK) {
+			keep_partial(h, w, len, start_ns);
+		} else if (r > 0) {
+			struct http_msg m = {.start_ns = start_ns, .off = off, .avail = avail, .kind = r};
 
-				push_request(skb, sk, st, r, start_ns, off, avail);
-				more = buf ? scan_pipelined(skb, off, avail, buf, &h->body_left) : 0;
-				for (k = 0; k < HTTP_MORE; k++) {
-					__u32 a;
-
-					if (k >= more || !buf)
-						break;
-					a = buf->at[k];
-					if (a >= avail)
-						break;
-					push_request(skb, sk, st, buf->method[k], start_ns, off + a, avail - a);
-				}
-			}
-		} else {
-			r = aurum_http_parse_status((const __u8 *)w, len);
-			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK)
-				keep_partial(h, w, len, start_ns);
-			else if (r > 0 && !aurum_http_status_is_interim(r))
-				pop_response(sk, st, r, start_ns);
+			on_messages(skb, sk, st, h, request_dir, &m, now);
 		}
 	}
 flags:

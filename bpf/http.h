@@ -77,13 +77,15 @@ struct aurum_http_key {
 	__u16 status;     /* 100..599, or AURUM_HTTP_STATUS_CLOSED */
 	__u16 port;       /* client side: the server's port; server side: 0 */
 	__u16 pad;        /* zero: keys are compared bytewise */
+	__u32 addr[4];    /* client side: the server's address (IPv4 as ::ffff:a.b.c.d), network order */
 };
 
 struct aurum_http_stats {
 	__u64 count;
 	__u64 sum_ns;
 	__u64 slots[AURUM_HTTP_SLOTS];
-	/* Body sizes where Content-Length announced them (count = observations). */
+	/* Body sizes where Content-Length (or the absence of a body) made them known
+	 * (count = observations); log2 slots, see AURUM_HTTP_SIZE_MIN_SHIFT. */
 	__u64 req_body_count, req_body_sum;
 	__u64 resp_body_count, resp_body_sum;
 	__u64 req_body_slots[AURUM_HTTP_SIZE_SLOTS];

@@ -9,6 +9,9 @@
 #     answers 1 KiB after ~1 ms (scripts/bench/http-fixed-rate.js): added p50/p99 and the agent's
 #     own CPU and RSS.
 # Then the ns per run of each program over workload 1 (bpf_stats on, separate run).
+# HTTP_COSTS_ONLY=1: only that last part, HTTP_COST_RUNS times (default 3), printed to stdout
+# ("run component program runs ns_per_run"), docs/benchmarks.md untouched: for before/after
+# comparisons of a change to bpf/http.bpf.c.
 HTTP_SECONDS=${HTTP_SECONDS:-4}
 HTTP_CONNS=${HTTP_CONNS:-32}
 HTTP_RATE=${HTTP_RATE:-5000}
@@ -58,9 +61,23 @@ http_realistic() {
 	echo "$(printf '%s\n' "${b50[@]}" | median) $(printf '%s\n' "${w50[@]}" | median) $(printf '%s\n' "${b99[@]}" | median) $(printf '%s\n' "${w99[@]}" | median) $(printf '%s\n' "${cpu[@]}" | median) $(printf '%s\n' "${rss[@]}" | median) | p99 without ${b99[*]}; p99 with ${w99[*]}; agent CPU % ${cpu[*]}"
 }
 
+http_costs_only() {
+	local url i
+	bench_nginx_start
+	url="http://127.0.0.1:$BENCH_NGINX_PORT/"
+	for i in $(seq 1 "${HTTP_COST_RUNS:-3}"); do
+		program_costs wrk -t1 -c"$HTTP_CONNS" -d"${HTTP_SECONDS}s" "$url" | awk -v i="$i" '$1=="http" {print i, $0}'
+	done
+	bench_nginx_stop
+}
+
 bench_http() {
 	local url wc rl costs node_port node_pid reqs
 	sysctl -qw kernel.bpf_stats_enabled=0
+	if [ -n "${HTTP_COSTS_ONLY:-}" ]; then
+		http_costs_only
+		return
+	fi
 	bench_nginx_start
 	url="http://127.0.0.1:$BENCH_NGINX_PORT/"
 	wc=$(http_worst_case "$url")

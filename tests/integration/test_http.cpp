@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -124,24 +125,44 @@ std::vector<std::string> lines_of(const std::string &path)
 	return out;
 }
 
-// nginx with one worker: /ok answers 200, /err 500, /slow is proxied to a backend.
+// One access-log entry: what nginx itself recorded about a request.
+struct LogEntry {
+	std::string status, method;
+	double request_time = 0;
+	long bytes_sent = 0, content_length = 0, body_bytes_sent = 0;
+};
+
+// nginx with one worker: /ok answers 200, /err 500, /slow is proxied to a backend. Under /p/ (with
+// Nagle on: tcp_nodelay off) /p/ok 200, /p/c 201, /p/n 204, anything else 404; /files/fN are
+// static files of N bytes.
 class Nginx {
 public:
+	static constexpr long kFileSizes[] = {0, 100, 1000, 5000, 70000};
 	Nginx(const TempDir &dir, const Cgroup &cg, int port, int backend_port) : log_(dir.path + "/access.log")
 	{
+		// The workers run as nobody: the files and the directories down to them must be readable.
+		std::filesystem::create_directories(dir.path + "/www/files");
+		::chmod(dir.path.c_str(), 0755);
+		for (long n : kFileSizes)
+			std::ofstream(dir.path + "/www/files/f" + std::to_string(n)) << std::string(static_cast<size_t>(n), 'x');
 		std::string conf = dir.path + "/nginx.conf";
 		std::ofstream(conf) << "worker_processes 1;\ndaemon off;\npid " << dir.path << "/nginx.pid;\n"
 				    << "error_log " << dir.path << "/error.log;\nevents { worker_connections 1024; }\n"
 				    << "http {\n  client_body_temp_path " << dir.path << "/body;\n  proxy_temp_path " << dir.path
 				    << "/proxy;\n  fastcgi_temp_path " << dir.path << "/f;\n  uwsgi_temp_path " << dir.path
 				    << "/u;\n  scgi_temp_path " << dir.path << "/s;\n"
-				    << "  log_format t '$status $request_time $bytes_sent $request_method';\n"
+				    << "  log_format t '$status $request_time $bytes_sent $request_method $content_length $body_bytes_sent';\n"
 				    << "  upstream backend { server 127.0.0.1:" << backend_port << "; keepalive 4; }\n"
 				    << "  server {\n    listen 127.0.0.1:" << port << ";\n    access_log " << log_ << " t;\n"
 				    << "    keepalive_requests 1000000;\n"
 				    << "    location /ok { return 200 \"ok\\n\"; }\n    location /err { return 500; }\n"
 				    << "    location /slow { proxy_pass http://backend/sleep/20; proxy_http_version 1.1;\n"
-				    << "      proxy_set_header Connection \"\"; }\n  }\n}\n";
+				    << "      proxy_set_header Connection \"\"; }\n"
+				    << "    location /p/ { tcp_nodelay off; return 404; }\n"
+				    << "    location = /p/ok { tcp_nodelay off; return 200 \"ok\\n\"; }\n"
+				    << "    location = /p/c { tcp_nodelay off; return 201 \"created\\n\"; }\n"
+				    << "    location = /p/n { tcp_nodelay off; return 204; }\n"
+				    << "    location /files/ { tcp_nodelay off; root " << dir.path << "/www; }\n  }\n}\n";
 		proc_ = std::make_unique<Process>(
 			std::vector<std::string>{"/bin/sh", "-c", cg.wrap("/usr/sbin/nginx -c " + conf + " -p " + dir.path)});
 		wait_port(port);
@@ -165,6 +186,19 @@ public:
 		}
 		if (request_time_sum)
 			*request_time_sum = sum;
+		return out;
+	}
+	std::vector<LogEntry> entries() const
+	{
+		std::vector<LogEntry> out;
+		for (const auto &l : lines_of(log_)) {
+			std::istringstream in(l);
+			LogEntry e;
+			std::string cl;
+			in >> e.status >> e.request_time >> e.bytes_sent >> e.method >> cl >> e.body_bytes_sent;
+			e.content_length = cl == "-" ? 0 : std::stol(cl);
+			out.push_back(e);
+		}
 		return out;
 	}
 
@@ -569,4 +603,189 @@ TEST(Http, RoutesWhenAskedFor)
 	EXPECT_EQ(value(s, "aurum_lost_events_total", {{"component", "http"}, {"reason", "ringbuf_full"}}), 0.0);
 	// The client side carries no route.
 	EXPECT_EQ(sum(s, "http_client_request_duration_seconds_count", {{"service_name", "test-py-client"}}), 3.0);
+}
+
+namespace {
+
+// A client process of its own (service test-py-client): on one keep-alive connection, static files
+// of every size, HEADs (whose Content-Length announces a body that is not sent), bodies of known
+// sizes up, a 204 and a 404.
+const char *kPyBodyClient = R"PY(import http.client, random, sys, time
+port, rounds = int(sys.argv[1]), int(sys.argv[2])
+random.seed(4)
+c = http.client.HTTPConnection('127.0.0.1', port)
+def do(method, path, body=None):
+    c.request(method, path, body=body); r = c.getresponse(); r.read()
+for i in range(rounds):
+    for n in (0, 100, 1000, 5000, 70000): do('GET', '/files/f%d' % n)
+    do('HEAD', '/files/f5000'); do('HEAD', '/p/ok')
+    do('POST', '/p/ok', b'p' * random.randint(0, 3000))
+    do('PUT', '/p/c', b'u' * random.choice([1, 65, 4096, 200000]))
+    do('GET', '/p/n'); do('GET', '/p/missing')
+c.close()
+time.sleep(3)  # outlive one housekeeping pass (see kLinger)
+print('done', flush=True)
+)PY";
+
+struct BodyTotals {
+	long count = 0, req_sum = 0, resp_sum = 0;
+	bool operator==(const BodyTotals &o) const = default;
+};
+
+std::ostream &operator<<(std::ostream &os, const BodyTotals &t)
+{
+	return os << "{count " << t.count << ", request bytes " << t.req_sum << ", response bytes " << t.resp_sum << "}";
+}
+
+using BodyKey = std::pair<std::string, std::string>; // method, status
+
+std::map<BodyKey, BodyTotals> truth_bodies(const std::vector<LogEntry> &entries)
+{
+	std::map<BodyKey, BodyTotals> out;
+	for (const auto &e : entries) {
+		auto &t = out[{e.method, e.status}];
+		t.count++;
+		t.req_sum += e.content_length;
+		t.resp_sum += e.body_bytes_sent;
+	}
+	return out;
+}
+
+// The agent's body-size histograms for one side and service, by (method, status); the count is
+// the request histogram's (the response histogram's must agree, checked by the caller).
+std::map<BodyKey, BodyTotals> agent_bodies(const std::vector<Sample> &s, const std::string &side, const std::string &service,
+					   std::map<BodyKey, long> *resp_counts = nullptr)
+{
+	std::map<BodyKey, BodyTotals> out;
+	auto key = [](const Sample &x) {
+		return BodyKey{x.labels.at("http_request_method"), x.labels.at("http_response_status_code")};
+	};
+	std::map<std::string, std::string> match{{"service_name", service}};
+	for (const auto &x : select(s, "http_" + side + "_request_body_size_bytes_count", match))
+		out[key(x)].count += std::lround(x.value);
+	for (const auto &x : select(s, "http_" + side + "_request_body_size_bytes_sum", match))
+		out[key(x)].req_sum += std::lround(x.value);
+	for (const auto &x : select(s, "http_" + side + "_response_body_size_bytes_sum", match))
+		out[key(x)].resp_sum += std::lround(x.value);
+	if (resp_counts)
+		for (const auto &x : select(s, "http_" + side + "_response_body_size_bytes_count", match))
+			(*resp_counts)[key(x)] += std::lround(x.value);
+	return out;
+}
+
+// tcpi_data_segs_in of struct tcp_info (include/uapi/linux/tcp.h, Linux 4.6): glibc's
+// <netinet/tcp.h> copy of the struct predates it.
+long data_segs_in(int fd)
+{
+	unsigned char info[256] = {};
+	socklen_t len = sizeof info;
+	if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &len) != 0 || len < 156)
+		throw std::runtime_error("TCP_INFO");
+	uint32_t v;
+	std::memcpy(&v, info + 152, sizeof v);
+	return v;
+}
+
+} // namespace
+
+// Body sizes, server and client side, per (method, status), against nginx's own $content_length and
+// $body_bytes_sent: exact sums and counts; the response histogram's buckets against nginx's values.
+TEST(Http, BodySizesEqualNginxLog)
+{
+	AURUM_REQUIRE_ROOT();
+	TempDir dir;
+	int port = free_tcp_port(), backend = free_tcp_port();
+	Names names;
+	Agent agent(names.rules());
+	Nginx nginx(dir, names.nginx_cg, port, backend);
+	std::string script = dir.path + "/http_client_test.py";
+	std::ofstream(script) << kPyBodyClient;
+	const int rounds = 15;
+	Process c({"/usr/bin/python3", script, std::to_string(port), std::to_string(rounds)}, {}, true);
+	ASSERT_TRUE(c.wait_line("done", 120s)) << "python client did not finish";
+	auto entries = nginx.entries();
+	ASSERT_EQ(entries.size(), static_cast<size_t>(rounds * 11));
+	auto truth = truth_bodies(entries);
+	ASSERT_GT((truth[{"PUT", "201"}].req_sum), 0);
+	ASSERT_GT((truth[{"GET", "200"}].resp_sum), 0);
+	ASSERT_EQ((truth[{"HEAD", "200"}].resp_sum), 0); // announced by Content-Length, not sent
+	auto s = settle(agent, [&](const std::vector<Sample> &x) {
+		return agent_bodies(x, "server", names.nginx) == truth && agent_bodies(x, "client", "test-py-client") == truth;
+	});
+	std::map<BodyKey, long> server_resp, client_resp, want_resp;
+	for (const auto &[k, t] : truth)
+		want_resp[k] = t.count;
+	EXPECT_EQ(agent_bodies(s, "server", names.nginx, &server_resp), truth);
+	EXPECT_EQ(server_resp, want_resp);
+	EXPECT_EQ(agent_bodies(s, "client", "test-py-client", &client_resp), truth);
+	EXPECT_EQ(client_resp, want_resp);
+	// Buckets: every `le` holds exactly the responses nginx logged at or under it.
+	std::map<double, double> cum;
+	for (const auto &x : select(s, "http_server_response_body_size_bytes_bucket", {{"service_name", names.nginx}})) {
+		const auto &le = x.labels.at("le");
+		cum[le == "+Inf" ? INFINITY : std::stod(le)] += x.value;
+	}
+	ASSERT_FALSE(cum.empty());
+	for (const auto &[le, count] : cum) {
+		long want = std::count_if(entries.begin(), entries.end(), [&](const LogEntry &e) { return e.body_bytes_sent <= le; });
+		EXPECT_EQ(count, static_cast<double>(want)) << "le " << le;
+	}
+	// The client side names the server it called.
+	EXPECT_EQ(sum(s, "http_client_request_duration_seconds_count",
+		      {{"service_name", "test-py-client"}, {"server_address", "127.0.0.1"}, {"server_port", std::to_string(port)}}),
+		  static_cast<double>(entries.size()));
+	EXPECT_EQ(sum(s, "aurum_lost_events_total", {{"component", "http"}}), 0.0);
+}
+
+// Pipelined requests answered in one segment: nginx writes each response on its own, but with
+// Nagle on (tcp_nodelay off) and the client's ACKs delayed (past TCP's first quick ACKs), the
+// responses after the first wait for its ACK and leave together. Every one is matched in order with
+// its status: per status the agent equals nginx's access log.
+TEST(Http, CoalescedPipelinedResponses)
+{
+	AURUM_REQUIRE_ROOT();
+	TempDir dir;
+	int port = free_tcp_port(), backend = free_tcp_port();
+	Names names;
+	Agent agent(names.rules());
+	Nginx nginx(dir, names.nginx_cg, port, backend);
+	const int conns = 10, warmup = 20;
+	const std::vector<std::string> paths = {"/p/ok", "/p/c", "/p/n", "/p/nope", "HEAD /p/ok", "/p/ok", "/p/c", "/p/n"};
+	std::string pipelined;
+	for (const auto &p : paths)
+		pipelined += (p.rfind("HEAD ", 0) == 0 ? p : "GET " + p) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+	long segs = 0;
+	for (int c = 0; c < conns; c++) {
+		int fd = connect_to(port);
+		for (int i = 0; i < warmup; i++) {
+			send_all(fd, "GET /p/ok HTTP/1.1\r\nHost: x\r\n\r\n");
+			read_responses(fd, 1);
+		}
+		long before = data_segs_in(fd);
+		send_all(fd, pipelined);
+		std::string got = read_responses(fd, static_cast<int>(paths.size()));
+		for (int i = 0; i < 50 && got.size() >= 4 && got.compare(got.size() - 4, 4, "\r\n\r\n") != 0; i++) {
+			char buf[4096];
+			ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+			if (r <= 0)
+				break;
+			got.append(buf, static_cast<size_t>(r));
+		}
+		segs += data_segs_in(fd) - before;
+		::close(fd);
+	}
+	// The premise: responses shared segments (else this test would not test anything).
+	ASSERT_LT(segs, static_cast<long>(conns * paths.size()) / 2) << "responses were not coalesced: " << segs << " segments";
+	auto want = nginx.counts();
+	ASSERT_EQ(want["200"], conns * (warmup + 3));
+	ASSERT_EQ(want["204"], conns * 2);
+	ASSERT_EQ(want["404"], conns);
+	auto s = settle(agent, [&](const std::vector<Sample> &x) {
+		return agent_counts(x, "http_server_request_duration_seconds", names.nginx) == nginx.counts();
+	});
+	EXPECT_EQ(agent_counts(s, "http_server_request_duration_seconds", names.nginx), nginx.counts());
+	// Body sizes of the coalesced responses too (HEAD and 204: none sent).
+	EXPECT_EQ(agent_bodies(s, "server", names.nginx), truth_bodies(nginx.entries()));
+	EXPECT_EQ(value(s, "http_server_active_requests", {{"service_name", names.nginx}}), 0.0);
+	EXPECT_EQ(sum(s, "aurum_lost_events_total", {{"component", "http"}}), 0.0);
 }

@@ -3,10 +3,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <numeric>
 #include <set>
 
 #include "core/fd.h"
@@ -17,7 +20,7 @@
 
 namespace aurum {
 
-static_assert(sizeof(aurum_http_key) == 24, "aurum_http_key: no implicit padding");
+static_assert(sizeof(aurum_http_key) == 40, "aurum_http_key: no implicit padding");
 static_assert(sizeof(aurum_http_flow_key) == 24, "aurum_http_flow_key: no implicit padding");
 static_assert(sizeof(aurum_http_event) == 32 + AURUM_HTTP_TARGET, "aurum_http_event layout");
 static_assert(sizeof(aurum_http_config) == 8, "aurum_http_config layout");
@@ -100,6 +103,41 @@ const std::vector<double> &HttpCollector::duration_bounds()
 	return b;
 }
 
+const std::vector<double> &HttpCollector::size_bounds()
+{
+	static const std::vector<double> b = [] {
+		std::vector<double> out;
+		for (unsigned s = 0; s + 1 < AURUM_HTTP_SIZE_SLOTS; s++)
+			out.push_back(std::ldexp(1.0, static_cast<int>(s + AURUM_HTTP_SIZE_MIN_SHIFT)));
+		return out;
+	}();
+	return b;
+}
+
+std::string HttpCollector::address_text(const __u32 addr[4])
+{
+	char buf[INET6_ADDRSTRLEN] = {};
+	const unsigned char *b = reinterpret_cast<const unsigned char *>(addr);
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (std::memcmp(b, v4mapped, sizeof v4mapped) == 0)
+		::inet_ntop(AF_INET, b + 12, buf, sizeof buf);
+	else
+		::inet_ntop(AF_INET6, b, buf, sizeof buf);
+	return buf;
+}
+
+std::string HttpCollector::server_address(identity::ServiceId sid, const __u32 addr[4])
+{
+	std::string text = address_text(addr);
+	auto &seen = addresses_[sid];
+	if (seen.count(text))
+		return text;
+	if (seen.size() >= opts_.max_server_addresses)
+		return "_OTHER";
+	seen.insert(text);
+	return text;
+}
+
 HttpCollector::HttpCollector(const Features &features, Options opts)
     : impl_(std::make_unique<Impl>()), opts_(opts), routes_(opts.max_routes, opts.max_services)
 {
@@ -159,7 +197,7 @@ void HttpCollector::on_event(const aurum_http_event &e)
 	std::size_t n = std::min<std::size_t>(e.target_len, AURUM_HTTP_TARGET);
 	std::string_view line(e.target, n);
 	std::string route = routes_.route(std::to_string(sid), proto::http_request_target(line));
-	auto &h = totals_[{sid, e.side, e.method, e.status, e.port, route}];
+	auto &h = totals_[{sid, e.side, e.method, e.status, e.port, route, ""}];
 	h.count++;
 	h.sum_ns += e.duration_ns;
 	static const __u64 bounds[64] = AURUM_HTTP_BOUNDS_NS;
@@ -199,13 +237,24 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 		auto &seen = seen_[k];
 		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
 		identity::ServiceId sid = service_of(dir, k.owner, c != comms.end() ? c->second.c_str() : "");
+		std::string address = k.side == AURUM_HTTP_SIDE_CLIENT ? server_address(sid, k.addr) : "";
+		SeriesKey series{sid, k.side, k.method, k.status, k.port, "", address};
 		// With routes on, the server side comes from the ringbuf (it carries the route).
 		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {
-			auto &h = totals_[{sid, k.side, k.method, k.status, k.port, ""}];
+			auto &h = totals_[series];
 			h.count += v.count - seen.last.count;
 			h.sum_ns += v.sum_ns - seen.last.sum_ns;
 			for (int i = 0; i < AURUM_HTTP_SLOTS; i++)
 				h.slots[i] += v.slots[i] - seen.last.slots[i];
+		}
+		if (v.req_body_count != seen.last.req_body_count || v.resp_body_count != seen.last.resp_body_count) {
+			auto &b = sizes_[series];
+			b.req.sum += v.req_body_sum - seen.last.req_body_sum;
+			b.resp.sum += v.resp_body_sum - seen.last.resp_body_sum;
+			for (int i = 0; i < AURUM_HTTP_SIZE_SLOTS; i++) {
+				b.req.slots[i] += v.req_body_slots[i] - seen.last.req_body_slots[i];
+				b.resp.slots[i] += v.resp_body_slots[i] - seen.last.resp_body_slots[i];
+			}
 		}
 		seen.last = v;
 		if (!dir.alive(k.owner))
@@ -234,28 +283,62 @@ void HttpCollector::collect(const identity::ServiceDirectory &dir, std::vector<p
 			continue;
 		}
 		routes_.forget(std::to_string(std::get<0>(it->first)));
+		addresses_.erase(std::get<0>(it->first));
 		it = totals_.erase(it);
 	}
+	std::erase_if(sizes_, [&](const auto &e) { return !dir.exists(std::get<0>(e.first)); });
 	auto server = metrics::family("http_server_request_duration_seconds",
 				      "Request line arriving to status line leaving, per request (cgroup_skb ingress/egress).",
 				      MetricType::Histogram);
 	auto client = metrics::family("http_client_request_duration_seconds",
 				      "Request line leaving to status line arriving, per request (cgroup_skb egress/ingress).",
 				      MetricType::Histogram);
-	for (const auto &[k, h] : totals_) {
-		const auto &[sid, side, method, status, port, route] = k;
+	auto labels_of = [&](const SeriesKey &k, bool with_route) {
+		const auto &[sid, side, method, status, port, route, address] = k;
 		auto labels = dir.labels(sid);
 		labels.push_back({"http_request_method", aurum_http_method_name(method)});
 		labels.push_back({"http_response_status_code", std::to_string(status)});
-		if (side == AURUM_HTTP_SIDE_CLIENT)
+		if (side == AURUM_HTTP_SIDE_CLIENT) {
 			labels.push_back({"server_port", std::to_string(port)});
-		if (opts_.routes && side == AURUM_HTTP_SIDE_SERVER)
+			labels.push_back({"server_address", address});
+		}
+		if (with_route)
 			labels.push_back({"http_route", route});
-		metrics::add_histogram(side == AURUM_HTTP_SIDE_SERVER ? server : client, std::move(labels),
-				       duration_bounds(), h.slots, static_cast<double>(h.sum_ns) / 1e9);
+		return labels;
+	};
+	for (const auto &[k, h] : totals_) {
+		int side = std::get<1>(k);
+		metrics::add_histogram(side == AURUM_HTTP_SIDE_SERVER ? server : client,
+				       labels_of(k, opts_.routes && side == AURUM_HTTP_SIDE_SERVER), duration_bounds(), h.slots,
+				       static_cast<double>(h.sum_ns) / 1e9);
 	}
 	out.push_back(std::move(server));
 	out.push_back(std::move(client));
+
+	// Body sizes: the request's from the request direction, the response's from the response
+	// direction, per the same (method, status) as the duration; never per route.
+	const char *size_help[2][2] = {
+		{"Request body bytes (Content-Length, or none), per request the server answered (cgroup_skb).",
+		 "Response body bytes (Content-Length, or none), per response the server sent (cgroup_skb)."},
+		{"Request body bytes (Content-Length, or none), per request the client sent (cgroup_skb).",
+		 "Response body bytes (Content-Length, or none), per response the client received (cgroup_skb)."}};
+	prometheus::MetricFamily size_families[2][2] = {
+		{metrics::family("http_server_request_body_size_bytes", size_help[0][0], MetricType::Histogram),
+		 metrics::family("http_server_response_body_size_bytes", size_help[0][1], MetricType::Histogram)},
+		{metrics::family("http_client_request_body_size_bytes", size_help[1][0], MetricType::Histogram),
+		 metrics::family("http_client_response_body_size_bytes", size_help[1][1], MetricType::Histogram)}};
+	for (const auto &[k, b] : sizes_) {
+		int client_side = std::get<1>(k) == AURUM_HTTP_SIDE_CLIENT ? 1 : 0;
+		if (std::accumulate(b.req.slots.begin(), b.req.slots.end(), std::uint64_t{0}))
+			metrics::add_histogram(size_families[client_side][0], labels_of(k, false), size_bounds(), b.req.slots,
+					       static_cast<double>(b.req.sum));
+		if (std::accumulate(b.resp.slots.begin(), b.resp.slots.end(), std::uint64_t{0}))
+			metrics::add_histogram(size_families[client_side][1], labels_of(k, false), size_bounds(), b.resp.slots,
+					       static_cast<double>(b.resp.sum));
+	}
+	for (auto &side : size_families)
+		for (auto &f : side)
+			out.push_back(std::move(f));
 
 	auto active_server = metrics::family("http_server_active_requests",
 					     "Requests whose request line arrived and whose status line has not left yet.",

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -24,6 +25,7 @@ public:
 		unsigned max_keys = 8192;     // (process, side, method, status, port) aggregates in the kernel
 		unsigned max_flows = 16384;   // (process, side) in-flight counters
 		unsigned max_routes = 64;     // distinct routes per service before /{other}
+		unsigned max_server_addresses = 32; // distinct server_address values per service before _OTHER
 		unsigned max_services = 256;
 		int sock_owner_fd = -1;       // the net component's sock_owner map, when it is loaded
 	};
@@ -38,6 +40,11 @@ public:
 
 	// Upper bounds of the duration buckets, seconds (bpf/http.h).
 	static const std::vector<double> &duration_bounds();
+	// Upper bounds of the body size buckets, bytes (bpf/http.h).
+	static const std::vector<double> &size_bounds();
+	// The server_address label of a kernel address (16 bytes, network order; IPv4 as
+	// ::ffff:a.b.c.d is written dotted).
+	static std::string address_text(const __u32 addr[4]);
 
 	// Called by the ringbuf callback (public for it, not for users).
 	void on_event(const aurum_http_event &e);
@@ -47,8 +54,18 @@ private:
 		std::uint64_t count = 0, sum_ns = 0;
 		std::array<std::uint64_t, AURUM_HTTP_SLOTS> slots{};
 	};
-	// (service, side, method, status, port[, route])
-	using SeriesKey = std::tuple<identity::ServiceId, int, int, int, int, std::string>;
+	struct Sizes {
+		std::uint64_t sum = 0;
+		std::array<std::uint64_t, AURUM_HTTP_SIZE_SLOTS> slots{};
+	};
+	struct BodySizes {
+		Sizes req, resp;
+	};
+	// (service, side, method, status, port, route, server address)
+	using SeriesKey = std::tuple<identity::ServiceId, int, int, int, int, std::string, std::string>;
+	// The label for a server address of a service: itself until the service has
+	// max_server_addresses of them, then "_OTHER".
+	std::string server_address(identity::ServiceId sid, const __u32 addr[4]);
 	struct KeyLess {
 		bool operator()(const aurum_http_key &a, const aurum_http_key &b) const;
 	};
@@ -72,6 +89,8 @@ private:
 	bool loaded_ = false;
 	std::map<aurum_http_key, Seen, KeyLess> seen_;
 	std::map<SeriesKey, Hist> totals_;
+	std::map<SeriesKey, BodySizes> sizes_; // always kernel aggregates (never per route)
+	std::map<identity::ServiceId, std::set<std::string>> addresses_;
 	std::map<std::pair<identity::ServiceId, int>, std::int64_t> active_;
 	proto::RouteTable routes_;
 	identity::ServiceDirectory *dir_ = nullptr; // valid during poll() only (ringbuf callback)
