@@ -76,12 +76,14 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));
 
-	// The scheduler component last: its per-process map fills with every process that runs
-	// and is drained by housekeeping, which starts only when every component is loaded (the
-	// verifier can take seconds over the others on a busy host).
+	// The scheduler component is loaded last: its per-process map fills with every process
+	// that runs and is drained by housekeeping, which starts only when every component is
+	// loaded (the verifier can take seconds over the others on a busy host). It is polled
+	// first: its walk names processes gone before /proc was read from the command line their
+	// execve left in its map, and the other components' figures for them follow that name.
 	SchedCollector::Options so;
 	so.max_processes = opts.max_processes;
-	collectors_.push_back(std::make_unique<SchedCollector>(features, so));
+	collectors_.insert(collectors_.begin(), std::make_unique<SchedCollector>(features, so));
 
 	std::string mountinfo;
 	identity::read_file(opts.proc_root + "/self/mountinfo", mountinfo, 4 << 20);

@@ -231,7 +231,9 @@ ProcFs::ProcFs(std::string root) : root_(std::move(root)), listen_cache_(std::ma
 
 std::map<unsigned long, std::uint16_t> ProcFs::listen_table(const std::string &dir) const
 {
-	constexpr auto kTtl = std::chrono::seconds(1);
+	// One housekeeping pass (the identity refresh, then the stream ports) reads each table once;
+	// the next pass, a second or more later, sees listeners opened since.
+	constexpr auto kTtl = std::chrono::milliseconds(250);
 	std::map<unsigned long, std::uint16_t> inodes;
 	struct stat ns {};
 	if (::stat((dir + "/ns/net").c_str(), &ns) != 0) {

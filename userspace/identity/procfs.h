@@ -65,7 +65,7 @@ public:
 
 private:
 	// Listening-socket inodes per network namespace: /proc/<pid>/net/tcp lists the whole
-	// namespace (every TIME_WAIT socket of the host), so it is read once a second per
+	// namespace (every TIME_WAIT socket of the host), so it is read once per housekeeping pass per
 	// namespace, not once per process. Shared by copies of this ProcFs.
 	struct ListenCache;
 	std::map<unsigned long, std::uint16_t> listen_table(const std::string &pid_dir) const;
