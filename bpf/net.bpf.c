@@ -17,6 +17,7 @@
 #include "common.bpf.h"
 #include "net.h"
 #include "sock_owner.bpf.h"
+#include "stream_ports.bpf.h"
 #include "proto/hist.h"
 #include <bpf/bpf_endian.h>
 
@@ -231,6 +232,37 @@ static __always_inline __u32 fail_reason(const struct sock *sk)
 	return AURUM_NET_FAIL_OTHER;
 }
 
+/* The protocol of a listener, from its process's name (the same table as userspace's
+ * proto_of_exe in collectors/stream.cpp): postgres -> PostgreSQL, beam.smp -> AMQP or other
+ * (RabbitMQ also serves HTTP: userspace tells from the first bytes). */
+static __always_inline __u8 stream_proto_of(struct task_struct *task)
+{
+	char c[16] = {};
+
+	BPF_CORE_READ_STR_INTO(&c, task, group_leader, comm);
+	if (c[0] == 'p' && c[1] == 'o' && c[2] == 's' && c[3] == 't' && c[4] == 'g' && c[5] == 'r' &&
+	    c[6] == 'e' && c[7] == 's' && c[8] == 0)
+		return AURUM_STREAM_PGSQL;
+	if (c[0] == 'p' && c[1] == 'o' && c[2] == 's' && c[3] == 't' && c[4] == 'm' && c[5] == 'a' &&
+	    c[6] == 's' && c[7] == 't' && c[8] == 'e' && c[9] == 'r' && c[10] == 0)
+		return AURUM_STREAM_PGSQL;
+	if (c[0] == 'b' && c[1] == 'e' && c[2] == 'a' && c[3] == 'm' && c[4] == '.' && c[5] == 's' &&
+	    c[6] == 'm' && c[7] == 'p' && c[8] == 0)
+		return AURUM_STREAM_AUTO;
+	return AURUM_STREAM_NONE;
+}
+
+static __always_inline void mark_stream_port(struct task_struct *task, __u32 port)
+{
+	__u8 proto = stream_proto_of(task), *cur;
+
+	if (proto == AURUM_STREAM_NONE)
+		return;
+	cur = bpf_map_lookup_elem(&stream_ports, &port);
+	if (cur && *cur == AURUM_STREAM_NONE) /* a port userspace configured keeps its protocol */
+		*cur = proto;
+}
+
 static __always_inline void on_listen(const struct sock *sk, int oldstate, int newstate, bool sks)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -247,6 +279,7 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		o = owner_get(sk, true, sks);
 		if (o)
 			o->owner = v.owner;
+		mark_stream_port(task, k.port);
 		return;
 	}
 	/* LISTEN -> CLOSE: forget the port unless another socket (SO_REUSEPORT) took it over. */

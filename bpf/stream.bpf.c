@@ -4,6 +4,7 @@
  * cgroups outside it (and Unix-domain sockets) are not seen. */
 #include "common.bpf.h"
 #include "sock_owner.bpf.h"
+#include "stream_ports.bpf.h"
 #include "stream.h"
 #include "proto/pgsql.h"
 #include "proto/hist.h"
@@ -15,13 +16,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 
-/* port -> enum aurum_stream_proto, written by userspace. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} stream_ports SEC(".maps");
 
 /* Sockets userspace gave up on (TLS, a protocol it does not parse on an "auto" port, framing
  * lost for good): their payload is not copied any more, only their FIN/RST (to free the state). */

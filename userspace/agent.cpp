@@ -72,6 +72,9 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 
 	StreamCollector::Options sto;
 	sto.sock_owner_fd = ho.sock_owner_fd;
+	for (const auto &c : collectors_)
+		if (const auto *net = dynamic_cast<const NetCollector *>(c.get()))
+			sto.stream_ports_fd = net->stream_ports_map_fd();
 	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));

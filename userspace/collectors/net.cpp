@@ -210,6 +210,11 @@ std::vector<ProgramStats> NetCollector::program_stats() const
 	return unavailable_.empty() ? programs_->stats() : std::vector<ProgramStats>{};
 }
 
+int NetCollector::stream_ports_map_fd() const
+{
+	return unavailable_.empty() ? bpf_map__fd(impl_->skel->maps.stream_ports) : -1;
+}
+
 int NetCollector::sock_owner_map_fd() const
 {
 	return unavailable_.empty() && sk_owners_ ? bpf_map__fd(impl_->skel->maps.sock_owner) : -1;

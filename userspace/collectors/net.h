@@ -38,6 +38,8 @@ public:
 	// The sk_storage map of struct aurum_sock_owner, for bpf_map__reuse_fd in the L7
 	// components; -1 when the component could not load or keeps owners in its own hash (< 5.11).
 	int sock_owner_map_fd() const;
+	// The stream component's port map (bpf/stream_ports.bpf.h), which net's LISTEN hook marks.
+	int stream_ports_map_fd() const;
 	// TCP ports a process listens on, as of the last poll (for identity port rules).
 	std::set<std::uint16_t> listening_ports(pid_t pid) const;
 

@@ -114,6 +114,8 @@ StreamCollector::StreamCollector(const Features &features, identity::ProcFs proc
 		throw Error("stream: open cgroup v2 root " + features.cgroup2_path(), errno);
 	if (opts_.sock_owner_fd >= 0 && bpf_map__reuse_fd(skel->maps.sock_owner, opts_.sock_owner_fd))
 		throw Error("stream: reuse the net component's sock_owner map", errno);
+	if (opts_.stream_ports_fd >= 0 && bpf_map__reuse_fd(skel->maps.stream_ports, opts_.stream_ports_fd))
+		throw Error("stream: reuse the net component's stream_ports map", errno);
 	if (int err = stream_bpf__load(skel))
 		throw Error("load stream BPF programs (see the libbpf lines above)", err);
 	programs_->attach();

@@ -26,6 +26,7 @@ class StreamCollector : public Collector {
 public:
 	struct Options {
 		int sock_owner_fd = -1;               // the net component's map, shared; -1: own map
+		int stream_ports_fd = -1;             // net's stream_ports (marked at listen()); -1: own
 		std::map<std::uint16_t, std::uint8_t> ports; // extra port -> enum aurum_stream_proto
 		std::chrono::seconds idle_connection{600};    // forget a connection's state after this
 	};
