@@ -760,7 +760,7 @@ static __always_inline int aurum_pgsql_run(struct aurum_pgsql_conn *c, int dir, 
 			break;
 		/* The mask bounds the offset for the verifier; clang must not see that it is a no-op. */
 		off = used;
-		asm volatile("" : "+r"(off));
+		__asm__ __volatile__("" : "+r"(off));
 		off &= AURUM_PGSQL_WIN - 1;
 		r = aurum_pgsql_whole(c, dir, h, b + off, left - used, ts, o);
 		if (r < 0)
