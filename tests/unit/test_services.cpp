@@ -21,11 +21,13 @@ public:
 		fs::create_directories(root_);
 	}
 	~FakeProc() { fs::remove_all(root_); }
-	void add(pid_t pid, const std::string &comm, std::uint64_t start_ticks, const std::vector<std::string> &argv)
+	// state 'Z': exited and not reaped yet (the kernel empties its cmdline: pass no argv).
+	void add(pid_t pid, const std::string &comm, std::uint64_t start_ticks, const std::vector<std::string> &argv,
+		 char state = 'S')
 	{
 		auto d = root_ / std::to_string(pid);
 		fs::create_directories(d);
-		std::ofstream(d / "stat") << pid << " (" << comm << ") S 1 " << pid << " " << pid
+		std::ofstream(d / "stat") << pid << " (" << comm << ") " << state << " 1 " << pid << " " << pid
 					  << " 0 -1 4194560 0 0 0 0 1 1 0 0 20 0 1 0 " << start_ticks << " 1000 10 0\n";
 		std::string cmd;
 		for (const auto &a : argv)
@@ -181,4 +183,27 @@ TEST(ServiceDirectory, GoneProcessIsNamedByTheCommandLineTheKernelKept)
 	const char other[] = "python3\0/srv/jobs/cleanup.py";
 	EXPECT_EQ(name_of(d, d.service_of(key(5001, 901), "python3", 1, 1, std::string_view(other, sizeof other - 1))),
 		  "cleanup") << "interpreter naming from the kept command line";
+}
+
+TEST(ServiceDirectory, ZombieIsGoneAndNamedByTheCommandLineTheKernelKept)
+{
+	// Exited within ms, not reaped yet, never seen alive by a refresh: its /proc has stat but no
+	// command line. Resolving it there named it by its comm, not by the rule (a fake PostgreSQL's
+	// queries went to "postgres" instead of the rule's service).
+	FakeProc p;
+	auto cfg = aurum::config::parse("services:\n  rules:\n    - name: fake-pg\n      cmdline: 'aurum-fake-pg'\n", "t.yaml");
+	Resolver r(cfg.rules, KubeDirectory("/nonexistent"), nullptr);
+	ServiceDirectory d(ProcFs(p.root()), std::move(r), {10, std::chrono::seconds(60)});
+	d.refresh(Clock::now());
+	p.add(5000, "postgres", 900, {}, 'Z');
+	const char args[] = "/tmp/aurum-fake-pg-1/postgres\0-c\0...";
+	auto id = d.service_of(key(5000, 900), "postgres", 1, 1, std::string_view(args, sizeof args - 1));
+	EXPECT_EQ(name_of(d, id), "fake-pg") << "the sched component: the command line its map kept";
+	EXPECT_FALSE(d.alive(key(5000, 900)));
+	EXPECT_EQ(d.find(id)->live_processes, 0u) << "not counted as a live process";
+	EXPECT_EQ(d.service_of(key(5000, 900), "postgres", 0), id) << "the stream and net components: same service";
+	p.add(5001, "postgres", 901, {}, 'Z');
+	EXPECT_EQ(name_of(d, d.service_of(key(5001, 901), "", 0)), "postgres") << "no comm given: its stat's";
+	d.refresh(Clock::now());
+	EXPECT_EQ(d.service_of(key(5000, 900), "postgres", 0), id) << "stable across a refresh";
 }

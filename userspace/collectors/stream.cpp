@@ -409,7 +409,10 @@ identity::ServiceId StreamCollector::service_of(identity::ServiceDirectory &dir,
 	}
 	if (info.has_service && dir.exists(info.service))
 		return info.service;
-	// Gone before any poll saw it alive: named by its stand-in, else by its comm.
+	// Gone before any poll saw it alive: named by its stand-in, else as the directory names a
+	// gone process: by the record the sched component left for it (polled first, it resolves
+	// the command line the kernel kept at execve, so config rules apply, as for net), by the
+	// comm only where nothing recorded it. Exited and not reaped yet counts as gone there too.
 	if (info.stand_in.tgid && process_alive(info.stand_in))
 		return dir.service_of(info.stand_in, "", 0);
 	return dir.service_of(key, t.comm.c_str(), 0);

@@ -136,9 +136,11 @@ ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *co
 		}
 		return p.service;
 	}
-	// Not in the table: started since the last refresh, or already gone.
+	// Not in the table: started since the last refresh, or already gone. A zombie is gone too
+	// (refresh() skips it): its /proc entry keeps stat but no cmdline, exe or environ, so that
+	// resolving it there names it by its comm alone, not by the rule its command line matched.
 	auto st = procfs_.stat(pid);
-	if (st && same_start(key.start_ns, st->start_ticks) && !st->kthread) {
+	if (st && same_start(key.start_ns, st->start_ticks) && !st->kthread && st->state != 'Z') {
 		Proc p;
 		p.start_ticks = st->start_ticks;
 		p.first_seen = now;
@@ -155,6 +157,8 @@ ServiceId ServiceDirectory::service_of(const aurum_proc_key &key, const char *co
 	auto gk = std::make_pair(pid, key.start_ns);
 	if (auto g = gone_.find(gk); g != gone_.end() && services_.count(g->second))
 		return g->second;
+	if ((!comm || !*comm) && st && st->state == 'Z' && same_start(key.start_ns, st->start_ticks))
+		comm = st->comm.c_str(); // a zombie's stat still has it
 	ServiceId id = 0;
 	if (auto parent = procs_.find(ppid); ppid > 0 && exec_gen == 0 && parent != procs_.end() &&
 					      services_.count(parent->second.service))

@@ -43,7 +43,9 @@ public:
 	// updated, processes re-resolved where a port rule may match later.
 	void refresh(Clock::time_point now);
 
-	// The service of a process the kernel saw. `comm` names it if it is already gone, unless
+	// The service of a process the kernel saw. `comm` names it if it is already gone (exited,
+	// reaped or not: a zombie's /proc has no command line to resolve from) and nothing else
+	// named it before (a gone process keeps the first name it is given here), unless
 	// `ppid` names a live parent and it never called execve (`exec_gen` 0): a fork child (a
 	// prefork worker, a CGI child) is its parent's. A higher `exec_gen` than last time (it called
 	// execve) makes it resolve again; collectors that do not track execs pass 0.
