@@ -255,7 +255,6 @@ __noinline int pg_record(struct pg_sock *st, const struct aurum_pgsql_out *o)
 	__sync_fetch_and_add(&h->sum_ns, d);
 	if (slot < AURUM_PGSQL_SLOTS)
 		__sync_fetch_and_add(&h->slots[slot], 1);
-	pg_count(AURUM_PGSQL_STAT_QUERIES, 1);
 	return 0;
 }
 
@@ -310,9 +309,9 @@ __noinline int pg_step_be(struct aurum_pgsql_conn *c, const struct pg_bytes *b, 
 	return aurum_pgsql_run(c, AURUM_PGSQL_BACKEND, b->b, nb, left, a->ts, a->at_start, &a->o);
 }
 
-/* One message (or the part of one in this segment) per call: bpf_loop verifies the callback once
- * and the verifier inlines the loop (5.19+). */
-static long pg_walk_step(__u32 i, struct pg_walk *w)
+/* One message (or the part of one in this segment), or up to 1 + AURUM_PGSQL_RUN small ones, per
+ * call. Returns 1 when the walk is over (w->done), else 0. */
+static __always_inline long pg_walk_one(struct pg_walk *w)
 {
 	struct pg_window *win = w->win;
 	__u32 left, nb, off, n;
@@ -355,6 +354,13 @@ static long pg_walk_step(__u32 i, struct pg_walk *w)
 		return 1;
 	}
 	return 0;
+}
+
+/* The rest of a segment's walk: bpf_loop verifies the callback once and the verifier inlines the
+ * loop (5.19+). */
+static long pg_walk_step(__u32 i, struct pg_walk *w)
+{
+	return pg_walk_one(w);
 }
 
 static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
@@ -414,7 +420,13 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 	}
 	if (st->closed)
 		return;
-	own = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+	/* The owner is looked up on the frontend's segments (those that start queries), and on every
+	 * segment until one is known: a query is aggregated under the owner seen when its last
+	 * frontend segment went by, and the other direction is spared the lookup. */
+	if (ingress == server || !st->owner.tgid)
+		own = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+	else
+		own = 0;
 	if (own && own->owner.tgid &&
 	    (own->owner.tgid != st->owner.tgid || own->owner.start_ns != st->owner.start_ns)) {
 		/* Tell userspace while the process is most likely alive, so that it can name it later
@@ -464,7 +476,10 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 			w.len = v->payload_len;
 			w.pos = (__u32)first;
 			w.first = (__u32)first;
-			bpf_loop(PG_MAX_STEPS, pg_walk_step, &w, 0);
+			/* The first step here: it takes a typical query or answer whole, and bpf_loop's
+			 * setup is only paid by segments with more in them. */
+			if (!pg_walk_one(&w))
+				bpf_loop(PG_MAX_STEPS - 1, pg_walk_step, &w, 0);
 			wins->depth = depth;
 walked:
 			if (!w.done || w.load_failed) {

@@ -106,13 +106,23 @@ static __always_inline int aurum_pgsql_backend_type_ok(__u8 t)
 	return t >= 'A' && t < 'A' + 64 && ((AURUM_PGSQL_BE_TYPES >> (t - 'A')) & 1);
 }
 
+/* Types whose messages carry no body (length exactly 4): frontend Sync, Flush, CopyDone,
+ * Terminate; backend ParseComplete, BindComplete, CloseComplete (the digits, tested apart), NoData,
+ * EmptyQueryResponse, CopyDone, PortalSuspended. */
+#define AURUM_PGSQL_FE_EMPTY                                                                         \
+	(AURUM_PGSQL_FE_BIT('S') | AURUM_PGSQL_FE_BIT('H') | AURUM_PGSQL_FE_BIT('c') | AURUM_PGSQL_FE_BIT('X'))
+#define AURUM_PGSQL_BE_EMPTY                                                                         \
+	(AURUM_PGSQL_BE_BIT('n') | AURUM_PGSQL_BE_BIT('I') | AURUM_PGSQL_BE_BIT('c') | AURUM_PGSQL_BE_BIT('s'))
+
 /* Validates a typed message header and returns its body length (length field minus 4),
  * AURUM_PGSQL_INVALID if the header is not valid for that direction, or AURUM_PGSQL_INCOMPLETE
  * below 5 bytes. Messages
- * with a fixed length are checked exactly: they are what a resynchronising parser relies on. */
+ * with a fixed length are checked exactly: they are what a resynchronising parser relies on.
+ * One mask test per check (this runs for every message the kernel frames). */
 static __always_inline __s64 aurum_pgsql_header(const __u8 *buf, __u32 len, int dir)
 {
-	__u32 mlen;
+	__u64 bit;
+	__u32 mlen, i;
 	__u8 t;
 
 	if (len < AURUM_PGSQL_HEADER_LEN)
@@ -122,18 +132,22 @@ static __always_inline __s64 aurum_pgsql_header(const __u8 *buf, __u32 len, int 
 	if (mlen < 4 || mlen > AURUM_PGSQL_MAX_MSG)
 		return AURUM_PGSQL_INVALID;
 	if (dir == AURUM_PGSQL_FRONTEND) {
-		if (!aurum_pgsql_frontend_type_ok(t))
+		i = (__u32)t - 'B';
+		if (i >= 64)
 			return AURUM_PGSQL_INVALID;
-		/* Sync, Flush, CopyDone, Terminate carry no body. */
-		if ((t == 'S' || t == 'H' || t == 'c' || t == 'X') && mlen != 4)
+		bit = 1ULL << i;
+		if (!(AURUM_PGSQL_FE_TYPES & bit) || ((AURUM_PGSQL_FE_EMPTY & bit) && mlen != 4))
+			return AURUM_PGSQL_INVALID;
+	} else if ((__u32)t - '1' < 3) {
+		if (mlen != 4)
 			return AURUM_PGSQL_INVALID;
 	} else {
-		if (!aurum_pgsql_backend_type_ok(t))
+		i = (__u32)t - 'A';
+		if (i >= 64)
 			return AURUM_PGSQL_INVALID;
-		if ((t == '1' || t == '2' || t == '3' || t == 'n' || t == 'I' || t == 'c' ||
-		     t == 's') && mlen != 4)
-			return AURUM_PGSQL_INVALID;
-		if (t == 'Z' && mlen != 5)
+		bit = 1ULL << i;
+		if (!(AURUM_PGSQL_BE_TYPES & bit) || ((AURUM_PGSQL_BE_EMPTY & bit) && mlen != 4) ||
+		    (t == 'Z' && mlen != 5))
 			return AURUM_PGSQL_INVALID;
 	}
 	return (__s64)mlen - 4;
@@ -165,7 +179,9 @@ static __always_inline int aurum_pgsql_ready_for_query(const __u8 *buf, __u32 le
  * resumes only at a segment that starts with a header it can trust (the userspace parser slides
  * byte by byte). Queries are never reported while framing is in doubt (quarantine, as there). */
 #define AURUM_PGSQL_FIFO 16
-#define AURUM_PGSQL_WIN 64
+/* Bytes visible per step: an extended-protocol query (Parse/Bind/Describe/Execute/Sync) or its
+ * answer is ~100 bytes, so its headers all start within one step's view (64 took two steps). */
+#define AURUM_PGSQL_WIN 128
 #define AURUM_PGSQL_ERR_KEEP 256 /* ErrorResponse bytes searched for the 'C' field (as userspace) */
 #define AURUM_PGSQL_MAX_RESYNCS 16
 #define AURUM_PGSQL_SCAN_MAX_LEN (1u << 20) /* a resync header announcing more is not trusted */
@@ -589,24 +605,45 @@ static __always_inline int aurum_pgsql_typed(struct aurum_pgsql_conn *c, int dir
 
 /* A whole typed header at q, in the typed phase with nothing held: read in place, the message
  * started, its body stepped over as far as this segment goes (unless its bytes are wanted: an
- * ErrorResponse). Returns the bytes consumed, or -1 when the header was not valid. */
+ * ErrorResponse). Returns the bytes consumed, or -1 when the header was not valid. The same state
+ * changes as aurum_pgsql_typed followed by the body step of aurum_pgsql_step, in one pass: this
+ * runs for every message the kernel frames. */
 static __always_inline int aurum_pgsql_whole(struct aurum_pgsql_conn *c, int dir, struct aurum_pgsql_half *h,
 					     const __u8 *q, __u32 left, __u64 ts, struct aurum_pgsql_out *o)
 {
-	__u32 used = AURUM_PGSQL_HEADER_LEN, take;
+	__s64 body = aurum_pgsql_header(q, AURUM_PGSQL_HEADER_LEN, dir);
+	__u32 take = 0;
+	__u8 type = q[0];
 
 	h->msg_ts = ts;
-	h->hdr_have = AURUM_PGSQL_HEADER_LEN;
-	if (aurum_pgsql_typed(c, dir, h, q[0], aurum_pgsql_header(q, AURUM_PGSQL_HEADER_LEN, dir), o))
+	if (body < 0) {
+		h->hdr_have = AURUM_PGSQL_HEADER_LEN;
+		o->malformed++;
+		aurum_pgsql_lose_sync(c, h, o);
 		return -1;
-	if (h->body_left && left > used && !(dir == AURUM_PGSQL_BACKEND && h->type == 'E')) {
-		take = left - used < h->body_left ? left - used : h->body_left;
-		h->body_left -= take;
-		used += take;
-		if (!h->body_left)
-			aurum_pgsql_message_end(c, dir, h, o);
 	}
-	return (int)used;
+	o->messages++;
+	h->type = type;
+	h->err_state = AURUM_PGSQL_ERR_CODE;
+	h->err_seen = 0;
+	h->err_len = 0;
+	if (dir == AURUM_PGSQL_FRONTEND)
+		aurum_pgsql_message_start(c, type, ts, o);
+	if (!(dir == AURUM_PGSQL_BACKEND && type == 'E')) {
+		/* left >= AURUM_PGSQL_HEADER_LEN: the caller saw the whole header */
+		take = left - AURUM_PGSQL_HEADER_LEN;
+		if ((__u64)body < take)
+			take = (__u32)body;
+	}
+	h->body_left = (__u32)body - take;
+	if (h->body_left) {
+		h->hdr_have = AURUM_PGSQL_HEADER_LEN;
+	} else if (dir == AURUM_PGSQL_FRONTEND) {
+		h->hdr_have = 0; /* aurum_pgsql_frontend_end: the phase is typed already */
+	} else {
+		aurum_pgsql_backend_end(c, h, o);
+	}
+	return (int)(AURUM_PGSQL_HEADER_LEN + take);
 }
 
 /* One step of a segment's walk at the current position: b holds nb bytes of it (nb <= WIN, at
