@@ -17,6 +17,7 @@
 #include "common.bpf.h"
 #include "http.h"
 #include "sock_owner.bpf.h"
+#include "stream_ports.bpf.h"
 #include "proto/http.h"
 #include "proto/hist.h"
 #include <bpf/bpf_endian.h>
@@ -141,6 +142,7 @@ struct segment {
 	__u32 poff; /* payload offset from the network header */
 	__u32 plen; /* payload bytes */
 	__u32 seq;
+	__u16 sport, dport; /* host order */
 	__u8 fin;
 	__u8 rst;
 };
@@ -176,9 +178,23 @@ static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *
 	s->poff = l3 + th->doff * 4;
 	s->plen = skb->len > s->poff ? skb->len - s->poff : 0;
 	s->seq = bpf_ntohl(th->seq);
+	s->sport = bpf_ntohs(th->source);
+	s->dport = bpf_ntohs(th->dest);
 	s->fin = th->fin;
 	s->rst = th->rst;
 	return 0;
+}
+
+/* A port the stream component parses as PostgreSQL or AMQP (bpf/stream_ports.bpf.h, net's map when
+ * net is loaded) carries no HTTP: its segments end here, before the socket lookup and the peek
+ * (a pgbench query is four segment passes, each of which would otherwise peek and fail to parse).
+ * "auto" ports are not skipped: RabbitMQ's management API on one of them is HTTP. */
+static __always_inline bool stream_port(__u16 port)
+{
+	__u32 k = port;
+	__u8 *p = bpf_map_lookup_elem(&stream_ports, &k);
+
+	return p && (*p == AURUM_STREAM_PGSQL || *p == AURUM_STREAM_AMQP);
 }
 
 /* Up to 16 payload bytes at `off` into `w` (the rest zero); returns how many. */
@@ -651,6 +667,8 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 		return;
 	if (!s.plen && !s.fin && !s.rst)
 		return; /* a pure ACK: most packets end here */
+	if (stream_port(s.sport) || stream_port(s.dport))
+		return;
 	sk = skb->sk;
 	if (!sk)
 		return;

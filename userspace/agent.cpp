@@ -60,21 +60,26 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 		return std::make_unique<NetCollector>(features, NetCollector::Options{opts.max_processes});
 	}));
 
+	// The maps net shares with the cgroup_skb components (-1 each when net did not load).
+	int sock_owner_fd = -1, stream_ports_fd = -1;
+	for (const auto &c : collectors_)
+		if (const auto *net = dynamic_cast<const NetCollector *>(c.get())) {
+			sock_owner_fd = net->sock_owner_map_fd();
+			stream_ports_fd = net->stream_ports_map_fd();
+		}
+
 	HttpCollector::Options ho;
 	ho.routes = cfg.http_routes;
 	ho.max_services = dopts.max_services;
-	for (const auto &c : collectors_)
-		if (const auto *net = dynamic_cast<const NetCollector *>(c.get()))
-			ho.sock_owner_fd = net->sock_owner_map_fd();
+	ho.sock_owner_fd = sock_owner_fd;
+	ho.stream_ports_fd = stream_ports_fd;
 	collectors_.push_back(optional_component("http", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<HttpCollector>(features, ho);
 	}));
 
 	StreamCollector::Options sto;
-	sto.sock_owner_fd = ho.sock_owner_fd;
-	for (const auto &c : collectors_)
-		if (const auto *net = dynamic_cast<const NetCollector *>(c.get()))
-			sto.stream_ports_fd = net->stream_ports_map_fd();
+	sto.sock_owner_fd = sock_owner_fd;
+	sto.stream_ports_fd = stream_ports_fd;
 	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));

@@ -386,6 +386,22 @@ static __always_inline void aurum_http_walk_headers(struct aurum_http_walk *s)
 	left = s->n - (__u32)base;
 	w0 = aurum_http_word(s->b + base);
 	nl = aurum_http_newlines(w0) & aurum_http_bytes_mask(left) & ~aurum_http_bytes_mask(cur - (__u32)base);
+	/* Most words of a header block hold no line feed (lines average 25-40 bytes): look at up
+	 * to AURUM_HTTP_SKIP_WORDS more of them in this step rather than a step each. Every
+	 * step costs its bpf_loop round and its state dispatch, so this halves an nginx
+	 * response's steps. Each word is tested only if it starts before n, so that base + 8 <= n
+	 * <= AURUM_HTTP_WALK keeps base within AURUM_HTTP_WALK_LAST_WORD (the mask below is then
+	 * no-op, there for the verifier). */
+#define AURUM_HTTP_SKIP_WORDS 3
+	for (jc = 0; jc < AURUM_HTTP_SKIP_WORDS && !nl; jc++) {
+		if ((__u32)base + 8 >= s->n)
+			break;
+		base += 8;
+		AURUM_HTTP_CLAMP(base, AURUM_HTTP_WALK_LAST_WORD);
+		left = s->n - (__u32)base;
+		w0 = aurum_http_word(s->b + base);
+		nl = aurum_http_newlines(w0) & aurum_http_bytes_mask(left);
+	}
 	if (!nl) {
 		s->cursor = (__u32)base + 8;
 		return;

@@ -159,6 +159,10 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 		if (int err = bpf_map__reuse_fd(skel->maps.sock_owner, opts.sock_owner_fd))
 			throw Error("http: reuse the net component's sock_owner map", -err);
 	}
+	if (opts.stream_ports_fd >= 0) {
+		if (int err = bpf_map__reuse_fd(skel->maps.stream_ports, opts.stream_ports_fd))
+			throw Error("http: reuse the net component's stream_ports map", -err);
+	}
 	bpf_map__set_max_entries(skel->maps.http_stats, opts.max_keys);
 	bpf_map__set_max_entries(skel->maps.http_flows, opts.max_flows);
 	// The ringbuf carries routes only; without them the smallest one keeps the object loadable.

@@ -28,6 +28,7 @@ public:
 		unsigned max_server_addresses = 32; // distinct server_address values per service before _OTHER
 		unsigned max_services = 256;
 		int sock_owner_fd = -1;       // the net component's sock_owner map, when it is loaded
+		int stream_ports_fd = -1;     // net's stream_ports (PostgreSQL and AMQP ports skipped); -1: own, empty
 	};
 	HttpCollector(const Features &features, Options opts);
 	~HttpCollector() override;
