@@ -34,6 +34,8 @@ const volatile struct aurum_http_config cfg = {};
 /* bpf_get_current_task and bpf_probe_read_kernel in cgroup_skb programs: set from a probe. A
  * false constant removes the calls before the verifier looks at them (5.10 and 6.1 lack them). */
 const volatile bool have_current_task = false;
+/* bpf_get_current_pid_tgid in cgroup_skb programs (6.x): likewise. */
+const volatile bool have_current_pid = false;
 
 /* One direction of a connection. */
 struct http_half {
@@ -277,6 +279,12 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct http_sk *st,
 	struct aurum_proc_key k = {};
 	struct task_struct *t;
 
+	/* New data leaving in the sendmsg of the owner we know: nothing to learn, and the socket
+	 * lookup below is spared on nearly every egress segment. An egress in softirq (ACK-clocked
+	 * data) sees another task as current and takes the lookup. */
+	if (egress_payload && have_current_pid && st->owner.tgid &&
+	    (__u32)(bpf_get_current_pid_tgid() >> 32) == st->owner.tgid)
+		return;
 	if (cfg.shared_owner && (egress_payload || !st->owner.tgid)) {
 		struct aurum_sock_owner *so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
 
