@@ -135,6 +135,20 @@ struct {
 	__type(value, __u32);
 } http_depth SEC(".maps");
 
+/* The stream component's program of each direction (bpf/stream.bpf.c), put here by userspace:
+ * ours is the one cgroup_skb program per direction, and a segment on a port that stream parses is
+ * handed to stream's by a tail call, so that the rest of the traffic pays for one program run
+ * instead of two. Empty while stream is not loaded (or loaded on its own, attached itself): the
+ * tail call then falls through and nothing else happens. One array per direction: the kernel ties
+ * a program array to the attach type of the first program that uses it (6.18 refuses to load
+ * http_egress against an array http_ingress owns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} http_chain_in SEC(".maps"), http_chain_out SEC(".maps");
+
 static const __u64 duration_bounds[64] = AURUM_HTTP_BOUNDS_NS;
 static const struct aurum_http_stats zero_stats;
 static const struct aurum_http_flow zero_flow;
@@ -187,16 +201,22 @@ static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *
 	return 0;
 }
 
-/* A port the stream component parses as PostgreSQL or AMQP (bpf/stream_ports.bpf.h, net's map when
- * net is loaded) carries no HTTP: its segments end here, before the socket lookup and the peek
- * (a pgbench query is four segment passes, each of which would otherwise peek and fail to parse).
- * "auto" ports are not skipped: RabbitMQ's management API on one of them is HTTP. */
-static __always_inline bool stream_port(__u16 port)
+/* What the stream component parses on a port (bpf/stream_ports.bpf.h, net's map when net is
+ * loaded): enum aurum_stream_proto. */
+static __always_inline __u8 stream_proto(__u16 port)
 {
 	__u32 k = port;
 	__u8 *p = bpf_map_lookup_elem(&stream_ports, &k);
 
-	return p && (*p == AURUM_STREAM_PGSQL || *p == AURUM_STREAM_AMQP);
+	return p ? *p : AURUM_STREAM_NONE;
+}
+
+/* PostgreSQL and AMQP ports carry no HTTP: their segments skip the socket lookup and the peek (a
+ * pgbench query is four segment passes, each of which would otherwise peek and fail to parse).
+ * "auto" ports are parsed: RabbitMQ's management API on one of them is HTTP. */
+static __always_inline bool not_http(__u8 proto)
+{
+	return proto == AURUM_STREAM_PGSQL || proto == AURUM_STREAM_AMQP;
 }
 
 /* Up to 16 payload bytes at `off` into `w` (the rest zero); returns how many. */
@@ -660,10 +680,10 @@ static __always_inline void server_addr(struct bpf_sock *sk, struct http_sk *st)
 	}
 }
 
-static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
+static __always_inline void on_segment(struct __sk_buff *skb, const struct segment *seg, bool ingress)
 {
+	struct segment s = *seg;
 	struct http_half *h;
-	struct segment s;
 	struct http_sk *st;
 	struct bpf_sock *sk;
 	__u64 w[2], now, start_ns;
@@ -671,12 +691,6 @@ static __always_inline void on_segment(struct __sk_buff *skb, bool ingress)
 	bool request_dir;
 	int r;
 
-	if (parse_segment(skb, &s))
-		return;
-	if (!s.plen && !s.fin && !s.rst)
-		return; /* a pure ACK: most packets end here */
-	if (stream_port(s.sport) || stream_port(s.dport))
-		return;
 	sk = skb->sk;
 	if (!sk)
 		return;
@@ -752,16 +766,43 @@ flags:
 		close_pending(sk, st, now);
 }
 
+static __always_inline void chain(struct __sk_buff *skb, bool ingress)
+{
+	if (ingress)
+		bpf_tail_call(skb, &http_chain_in, 0);
+	else
+		bpf_tail_call(skb, &http_chain_out, 0);
+}
+
+static __always_inline int run(struct __sk_buff *skb, bool ingress)
+{
+	struct segment s;
+	__u8 local, remote;
+
+	if (parse_segment(skb, &s)) {
+		/* Not TCP, or headers we do not read in place: stream's own parser decides. */
+		chain(skb, ingress);
+		return 1;
+	}
+	if (!s.plen && !s.fin && !s.rst)
+		return 1; /* a pure ACK: most packets end here (stream ignores them too) */
+	local = stream_proto(ingress ? s.dport : s.sport);
+	remote = stream_proto(ingress ? s.sport : s.dport);
+	if (!not_http(local) && !not_http(remote))
+		on_segment(skb, &s, ingress);
+	if (local || remote)
+		chain(skb, ingress);
+	return 1; /* cgroup_skb: 1 lets the packet through; we only watch */
+}
+
 SEC("cgroup_skb/ingress")
 int http_ingress(struct __sk_buff *skb)
 {
-	on_segment(skb, true);
-	return 1;
+	return run(skb, true);
 }
 
 SEC("cgroup_skb/egress")
 int http_egress(struct __sk_buff *skb)
 {
-	on_segment(skb, false);
-	return 1;
+	return run(skb, false);
 }

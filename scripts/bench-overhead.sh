@@ -59,8 +59,11 @@ median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){pr
 
 # ns per run of every aurum program over a workload: "component program runs ns_per_run" lines.
 # Usage: program_costs <workload command...>   (starts its own agent with --bpf-stats)
+# With --force-off tail_call: by default http's cgroup_skb programs tail-call stream's, and the
+# kernel counts a tail-called program's runs and time in its caller's; attached on their own,
+# each shows its own cost (the timed runs use the default).
 program_costs() {
-	agent_start --bpf-stats
+	agent_start --bpf-stats --force-off tail_call
 	local before after
 	before=$(curl -fs http://127.0.0.1:$BENCH_PORT/metrics | grep -E '^aurum_bpf_program_(runs|run_seconds)_total')
 	"$@" >/dev/null 2>&1 || true

@@ -80,6 +80,14 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	StreamCollector::Options sto;
 	sto.sock_owner_fd = sock_owner_fd;
 	sto.stream_ports_fd = stream_ports_fd;
+	// One cgroup_skb program per direction: http's, which tail-calls stream's for its ports
+	// (`--force-off tail_call`: each attaches its own, as before, e.g. to see each one's cost).
+	for (const auto &c : collectors_)
+		if (const auto *http = dynamic_cast<const HttpCollector *>(c.get()); http && features.has(Feature::tail_call))
+{
+			sto.chain_in_fd = http->chain_map_fd(true);
+			sto.chain_out_fd = http->chain_map_fd(false);
+		}
 	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));

@@ -185,6 +185,16 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 
 HttpCollector::~HttpCollector() { programs_->detach(); }
 
+int HttpCollector::chain_map_fd(bool ingress) const
+{
+	if (!loaded_)
+		return -1;
+	for (const auto &h : programs_->status())
+		if (!h.attached)
+			return -1;
+	return bpf_map__fd(ingress ? impl_->skel->maps.http_chain_in : impl_->skel->maps.http_chain_out);
+}
+
 identity::ServiceId HttpCollector::service_of(identity::ServiceDirectory &dir, const aurum_proc_key &k, const char *comm)
 {
 	auto it = owners_.find(k);

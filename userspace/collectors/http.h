@@ -33,6 +33,9 @@ public:
 	HttpCollector(const Features &features, Options opts);
 	~HttpCollector() override;
 	const char *name() const override { return "http"; }
+	// The program array (one slot) that our cgroup_skb program of a direction tail-calls for
+	// the ports the stream component parses (bpf/http.bpf.c); -1 unless both are attached.
+	int chain_map_fd(bool ingress) const;
 	void poll(identity::ServiceDirectory &dir) override;
 	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
 	std::vector<HookStatus> hooks() const override { return programs_->status(); }

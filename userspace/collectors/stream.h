@@ -27,12 +27,20 @@ public:
 	struct Options {
 		int sock_owner_fd = -1;               // the net component's map, shared; -1: own map
 		int stream_ports_fd = -1;             // net's stream_ports (marked at listen()); -1: own
+		// http's program arrays (HttpCollector::chain_map_fd): our cgroup_skb programs are
+		// tail-called from http's for our ports instead of attached. Needs stream_ports_fd,
+		// the map both read. -1: attach our own.
+		int chain_in_fd = -1, chain_out_fd = -1;
 		std::map<std::uint16_t, std::uint8_t> ports; // extra port -> enum aurum_stream_proto
 		std::chrono::seconds idle_connection{600};    // forget a connection's state after this
 	};
 	StreamCollector(const Features &features, identity::ProcFs procfs, Options opts);
 	~StreamCollector() override;
 	const char *name() const override { return "stream"; }
+	bool chained_to_http() const
+	{
+		return opts_.chain_in_fd >= 0 && opts_.chain_out_fd >= 0 && opts_.stream_ports_fd >= 0;
+	}
 	void poll(identity::ServiceDirectory &dir) override;
 	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
 	std::vector<HookStatus> hooks() const override;

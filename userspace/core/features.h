@@ -29,6 +29,7 @@ enum class Feature {
 	cgroup_v2,    // a cgroup2 mount
 	bpf_stats,    // BPF_ENABLE_STATS run time and count (5.8)
 	bpf_loop,     // the bpf_loop() helper (5.17)
+	tail_call,    // bpf_tail_call from cgroup_skb programs: http hands stream's ports to stream
 	count_
 };
 

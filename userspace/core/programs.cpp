@@ -74,6 +74,14 @@ void ProgramSet::attach()
 			bpf_program *prog = bpf_object__find_program_by_name(obj_, name.c_str());
 			if (!prog)
 				throw Error(component_ + ": no program " + name + " in the object");
+			if (spec.chain) {
+				if (int err = spec.chain(prog)) {
+					st.reason = "chain " + name + " to " + spec.chained_to + ": " + std::strerror(-err);
+					ok = false;
+					break;
+				}
+				continue;
+			}
 			bpf_link *link = spec.attach ? spec.attach(prog) : bpf_program__attach(prog);
 			if (!link) {
 				int err = errno;
@@ -91,7 +99,11 @@ void ProgramSet::attach()
 				  var.name.c_str(), st.reason.c_str(), spec.degrades.c_str());
 			continue;
 		}
-		log::info("%s: hook %s attached as %s", component_.c_str(), spec.hook.c_str(), var.name.c_str());
+		if (spec.chain)
+			log::info("%s: hook %s attached as %s, called from %s", component_.c_str(), spec.hook.c_str(),
+				  var.name.c_str(), spec.chained_to.c_str());
+		else
+			log::info("%s: hook %s attached as %s", component_.c_str(), spec.hook.c_str(), var.name.c_str());
 	}
 }
 

@@ -29,6 +29,10 @@ struct HookSpec {
 	std::vector<Variant> variants;
 	// Attaches one program where libbpf's auto-attach does not know how (cgroup programs).
 	std::function<bpf_link *(bpf_program *)> attach;
+	// Set instead of attaching: hands the loaded program to another component's program, which
+	// tail-calls it (0, or a negative errno). Nothing of ours is attached then.
+	std::function<int(bpf_program *)> chain;
+	std::string chained_to; // for the log: whose program calls it
 };
 
 struct HookStatus {
