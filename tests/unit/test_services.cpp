@@ -62,6 +62,16 @@ ServiceDirectory directory(const FakeProc &p, unsigned max_services, int ttl_sec
 	return ServiceDirectory(ProcFs(p.root()), std::move(r), {max_services, std::chrono::seconds(ttl_seconds)});
 }
 
+// A directory with the service rules of a config file's text, refreshed once.
+ServiceDirectory directory_with_rules(const FakeProc &p, const char *yaml)
+{
+	auto cfg = aurum::config::parse(yaml, "t.yaml");
+	Resolver r(cfg.rules, KubeDirectory("/nonexistent"), nullptr);
+	ServiceDirectory d(ProcFs(p.root()), std::move(r), {10, std::chrono::seconds(60)});
+	d.refresh(Clock::now());
+	return d;
+}
+
 std::string name_of(const ServiceDirectory &d, ServiceId id)
 {
 	auto *s = d.find(id);
@@ -173,10 +183,7 @@ TEST(ServiceDirectory, GoneForkChildIsItsParentsUnlessItExeced)
 TEST(ServiceDirectory, GoneProcessIsNamedByTheCommandLineTheKernelKept)
 {
 	FakeProc p;
-	auto cfg = aurum::config::parse("services:\n  rules:\n    - name: nightly-report\n      cmdline: 'report\\.py --nightly'\n", "t.yaml");
-	Resolver r(cfg.rules, KubeDirectory("/nonexistent"), nullptr);
-	ServiceDirectory d(ProcFs(p.root()), std::move(r), {10, std::chrono::seconds(60)});
-	d.refresh(Clock::now());
+	auto d = directory_with_rules(p, "services:\n  rules:\n    - name: nightly-report\n      cmdline: 'report\\.py --nightly'\n");
 	const char args[] = "/usr/bin/python3\0report.py\0--nightly";
 	EXPECT_EQ(name_of(d, d.service_of(key(5000, 900), "python3", 1, 1, std::string_view(args, sizeof args - 1))),
 		  "nightly-report");
@@ -191,10 +198,7 @@ TEST(ServiceDirectory, ZombieIsGoneAndNamedByTheCommandLineTheKernelKept)
 	// command line. Resolving it there named it by its comm, not by the rule (a fake PostgreSQL's
 	// queries went to "postgres" instead of the rule's service).
 	FakeProc p;
-	auto cfg = aurum::config::parse("services:\n  rules:\n    - name: fake-pg\n      cmdline: 'aurum-fake-pg'\n", "t.yaml");
-	Resolver r(cfg.rules, KubeDirectory("/nonexistent"), nullptr);
-	ServiceDirectory d(ProcFs(p.root()), std::move(r), {10, std::chrono::seconds(60)});
-	d.refresh(Clock::now());
+	auto d = directory_with_rules(p, "services:\n  rules:\n    - name: fake-pg\n      cmdline: 'aurum-fake-pg'\n");
 	p.add(5000, "postgres", 900, {}, 'Z');
 	const char args[] = "/tmp/aurum-fake-pg-1/postgres\0-c\0...";
 	auto id = d.service_of(key(5000, 900), "postgres", 1, 1, std::string_view(args, sizeof args - 1));
