@@ -92,7 +92,8 @@ struct aurum_http_stats {
 	__u64 resp_body_slots[AURUM_HTTP_SIZE_SLOTS];
 };
 
-/* Requests begun and finished per (owner, side): the difference is the in-flight gauge. */
+/* The name of a client process, taken from its own first send on each connection, for one gone
+ * before userspace looked at /proc. */
 struct aurum_http_flow_key {
 	struct aurum_proc_key owner;
 	__u8 side;
@@ -100,9 +101,15 @@ struct aurum_http_flow_key {
 };
 
 struct aurum_http_flow {
-	__u64 started;
-	__u64 finished;
-	char comm[AURUM_COMM_LEN]; /* for processes gone before userspace looked at /proc */
+	char comm[AURUM_COMM_LEN];
+};
+
+/* One connection's pending requests, written by the http_inflight iterator. */
+struct aurum_http_inflight {
+	struct aurum_proc_key owner;
+	__u8 side;
+	__u8 pad[3];
+	__u32 count;
 };
 
 /* One completed request, through the ringbuf, only when route reporting is on. */
@@ -120,7 +127,7 @@ struct aurum_http_event {
 
 enum aurum_http_loss {
 	AURUM_HTTP_LOSS_STATS_FULL = 0,   /* the aggregate map had no room for a new key */
-	AURUM_HTTP_LOSS_FLOW_FULL = 1,    /* the in-flight map had no room */
+	AURUM_HTTP_LOSS_FLOW_FULL = 1,    /* the client-name map (http_flows) had no room */
 	AURUM_HTTP_LOSS_FIFO_FULL = 2,    /* more pipelined requests than AURUM_HTTP_FIFO */
 	AURUM_HTTP_LOSS_RINGBUF = 3,      /* route event not reserved */
 	AURUM_HTTP_LOSS_NO_OWNER = 4,     /* completed before any process-context packet named the owner */

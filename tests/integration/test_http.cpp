@@ -497,6 +497,37 @@ TEST(Http, PythonServerP50AndClientCounts)
 	EXPECT_NEAR(cp50, 0.100, 0.010) << "client p50 " << cp50;
 }
 
+// In flight: requests whose request line arrived and whose status line has not left. Three
+// connections each send a request the server answers after 3 s: the gauge must read 3 while they
+// wait (the kernel iterator reads the pending requests of every live connection), then 0.
+TEST(Http, ActiveRequestsWhileInFlight)
+{
+	AURUM_REQUIRE_ROOT();
+	TempDir dir;
+	int port = free_tcp_port();
+	Names names;
+	Agent agent(names.rules());
+	PyServer py(dir, port);
+	std::vector<int> fds;
+	for (int i = 0; i < 3; i++) {
+		fds.push_back(connect_to(port));
+		send_all(fds.back(), "GET /sleep/3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+	}
+	auto active = [&](const std::vector<Sample> &x) {
+		return value(x, "http_server_active_requests", {{"service_name", "test-py-server"}});
+	};
+	auto s = settle(agent, [&](const std::vector<Sample> &x) { return active(x) == 3.0; });
+	EXPECT_EQ(active(s), 3.0) << "while the three requests wait";
+	for (int fd : fds) {
+		EXPECT_NE(read_responses(fd, 1).find("200"), std::string::npos);
+		::close(fd);
+	}
+	s = settle(agent, [&](const std::vector<Sample> &x) { return active(x) == 0.0; });
+	EXPECT_EQ(active(s), 0.0) << "after the answers";
+	EXPECT_EQ(agent_counts(s, "http_server_request_duration_seconds", "test-py-server"),
+		  (std::map<std::string, long>{{"200", 3}}));
+}
+
 // The framing cases, each on its own connection, with the servers' logs as the truth.
 TEST(Http, PipeliningSplitChunkedLargeBodyExpectAndClose)
 {

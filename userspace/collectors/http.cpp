@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -22,12 +23,14 @@ namespace aurum {
 
 static_assert(sizeof(aurum_http_key) == 40, "aurum_http_key: no implicit padding");
 static_assert(sizeof(aurum_http_flow_key) == 24, "aurum_http_flow_key: no implicit padding");
+static_assert(sizeof(aurum_http_inflight) == 24, "aurum_http_inflight: no implicit padding");
 static_assert(sizeof(aurum_http_event) == 32 + AURUM_HTTP_TARGET, "aurum_http_event layout");
 static_assert(sizeof(aurum_http_config) == 8, "aurum_http_config layout");
 
 struct HttpCollector::Impl {
 	Skeleton<http_bpf> skel{http_bpf__open(), http_bpf__destroy, "http"};
 	ring_buffer *rb = nullptr;
+	bpf_link *inflight = nullptr; // the in-flight iterator, owned by the ProgramSet
 	~Impl()
 	{
 		if (rb)
@@ -48,7 +51,7 @@ std::function<bpf_link *(bpf_program *)> attach_to(std::string cgroup)
 	};
 }
 
-std::vector<HookSpec> http_hooks(const Features &f)
+std::vector<HookSpec> http_hooks(const Features &f, std::function<bpf_link *(bpf_program *)> attach_iter)
 {
 	// bpf_loop (5.17) walks request headers for pipelining and body lengths: without it, no HTTP.
 	const std::vector<Feature> needs = {Feature::cgroup_v2, Feature::cgroup_skb, Feature::sk_storage, Feature::bpf_loop};
@@ -58,7 +61,41 @@ std::vector<HookSpec> http_hooks(const Features &f)
 		 {{"cgroup_skb", {"http_ingress"}, needs}}, attach},
 		{"cgroup_skb_egress", false, "HTTP server responses and client requests: no HTTP metrics",
 		 {{"cgroup_skb", {"http_egress"}, needs}}, attach},
+		// A BTF-typed tracing program (an iterator over http_sk, 5.9), like net's task_file_iter;
+		// it has nothing to read without the programs above, so it needs what they need too.
+		{"inflight_iter", false, "http_server_active_requests and http_client_active_requests",
+		 {{"bpf_iter", {"http_inflight"},
+		   {Feature::cgroup_v2, Feature::cgroup_skb, Feature::sk_storage, Feature::bpf_loop, Feature::btf, Feature::tp_btf}}},
+		 std::move(attach_iter)},
 	};
+}
+
+// Runs the in-flight iterator to its end: its output is aurum_http_inflight records.
+std::vector<aurum_http_inflight> read_inflight(bpf_link *link)
+{
+	std::vector<aurum_http_inflight> out;
+	UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
+	if (!fd) {
+		log::warn("http: in-flight iterator: %s", std::strerror(errno));
+		return out;
+	}
+	std::vector<char> buf;
+	char chunk[8192];
+	for (;;) {
+		ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log::warn("http: in-flight iterator read: %s", std::strerror(errno));
+			return out;
+		}
+		if (n == 0)
+			break;
+		buf.insert(buf.end(), chunk, chunk + n);
+	}
+	out.resize(buf.size() / sizeof(aurum_http_inflight));
+	std::memcpy(out.data(), buf.data(), out.size() * sizeof(aurum_http_inflight));
+	return out;
 }
 
 int on_ringbuf(void *ctx, void *data, size_t size)
@@ -143,7 +180,17 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 {
 	auto *skel = impl_->skel.get();
 	programs_ = std::make_unique<ProgramSet>("http", skel->obj);
-	programs_->choose(http_hooks(features), features);
+	auto attach_iter = [impl = impl_.get()](bpf_program *p) {
+		bpf_iter_attach_opts o{};
+		bpf_iter_link_info info{};
+		o.sz = sizeof o;
+		info.map.map_fd = bpf_map__fd(impl->skel->maps.http_sk);
+		o.link_info = &info;
+		o.link_info_len = sizeof info;
+		impl->inflight = bpf_program__attach_iter(p, &o);
+		return impl->inflight;
+	};
+	programs_->choose(http_hooks(features, attach_iter), features);
 	if (programs_->chosen("cgroup_skb_ingress").empty() || programs_->chosen("cgroup_skb_egress").empty()) {
 		// Half of the pair is no measurement at all: load nothing, report both as missing.
 		programs_->attach();
@@ -190,7 +237,7 @@ int HttpCollector::chain_map_fd(bool ingress) const
 	if (!loaded_)
 		return -1;
 	for (const auto &h : programs_->status())
-		if (!h.attached)
+		if (h.hook.rfind("cgroup_skb", 0) == 0 && !h.attached)
 			return -1;
 	return bpf_map__fd(ingress ? impl_->skel->maps.http_chain_in : impl_->skel->maps.http_chain_out);
 }
@@ -230,22 +277,28 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 		ring_buffer__consume(impl_->rb);
 	dir_ = nullptr;
 
-	// In-flight: current values, not deltas, so that a dead process's entries simply vanish
-	// (stale requests of a process that is gone are reaped with it).
+	// Client processes' names, kept in the kernel for those gone before /proc was read.
 	std::map<std::pair<__u32, __u64>, std::string> comms;
 	std::vector<aurum_http_flow_key> dead_flows;
-	active_.clear();
 	int ffd = bpf_map__fd(skel->maps.http_flows);
 	for_each_entry<aurum_http_flow_key, aurum_http_flow>(ffd, [&](const aurum_http_flow_key &k, aurum_http_flow &f) {
 		f.comm[AURUM_COMM_LEN - 1] = '\0';
 		comms[{k.owner.tgid, k.owner.start_ns}] = f.comm;
-		identity::ServiceId sid = service_of(dir, k.owner, f.comm);
-		active_[{sid, k.side}] += static_cast<std::int64_t>(f.started - f.finished);
 		if (!dir.alive(k.owner))
 			dead_flows.push_back(k);
 	});
 	for (const auto &k : dead_flows)
 		bpf_map_delete_elem(ffd, &k);
+
+	// In-flight: the requests pending on the live connections now (a closed connection's state
+	// is gone with it, so nothing stale is left to reap), per the connection's current owner.
+	active_.clear();
+	if (impl_->inflight)
+		for (const auto &r : read_inflight(impl_->inflight)) {
+			auto c = comms.find({r.owner.tgid, r.owner.start_ns});
+			identity::ServiceId sid = service_of(dir, r.owner, c != comms.end() ? c->second.c_str() : "");
+			active_[{sid, r.side}] += r.count;
+		}
 
 	std::vector<aurum_http_key> dead;
 	int sfd = bpf_map__fd(skel->maps.http_stats);
@@ -254,6 +307,7 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
 		identity::ServiceId sid = service_of(dir, k.owner, c != comms.end() ? c->second.c_str() : "");
 		std::string address = k.side == AURUM_HTTP_SIDE_CLIENT ? server_address(sid, k.addr) : "";
+		active_.try_emplace({sid, k.side}, 0); // a service with requests shows 0 when none is pending
 		SeriesKey series{sid, k.side, k.method, k.status, k.port, "", address};
 		// With routes on, the server side comes from the ringbuf (it carries the route).
 		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {

@@ -23,7 +23,7 @@ public:
 	struct Options {
 		bool routes = false;          // http.routes: the http_route label through the ringbuf
 		unsigned max_keys = 8192;     // (process, side, method, status, port) aggregates in the kernel
-		unsigned max_flows = 16384;   // (process, side) in-flight counters
+		unsigned max_flows = 16384;   // (process, side) names of client processes
 		unsigned max_routes = 64;     // distinct routes per service before /{other}
 		unsigned max_server_addresses = 32; // distinct server_address values per service before _OTHER
 		unsigned max_services = 256;
