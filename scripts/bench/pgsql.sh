@@ -104,7 +104,7 @@ bench_pgsql() {
 		row "select-only, extended protocol (\`-S -M extended\`)" "${sel%% |*}"
 		row "TPC-B-like (default script, simple protocol)" "${tpcb%% |*}"
 		echo
-		echo "Per-run cost of every program over a select-only extended-protocol run (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself):"
+		echo "Per-run cost of every program over a select-only extended-protocol run (a separate run with kernel.bpf_stats_enabled=1, which adds ~20-30 ns a run itself, and \`--force-off tail_call\`: in the timed runs http's cgroup_skb programs tail-call stream's for the PostgreSQL port, and the kernel would count stream's time in http's):"
 		echo
 		echo "| component | program | runs | ns/run |"
 		echo "|---|---|---|---|"
