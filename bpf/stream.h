@@ -94,7 +94,6 @@ enum aurum_pgsql_stat {
 	AURUM_PGSQL_STAT_NO_STATE,      /* sk_storage could not be created (loss) */
 	AURUM_PGSQL_STAT_NO_OWNER,      /* a query on a socket whose owner is unknown (loss) */
 	AURUM_PGSQL_STAT_HIST_FULL,     /* the aggregate map had no room (loss) */
-	AURUM_PGSQL_STAT_QUERIES,       /* not counted (always 0): the histograms count queries */
 	AURUM_PGSQL_STAT_MAX,
 };
 

@@ -43,6 +43,15 @@ template <typename Make> std::unique_ptr<Collector> optional_component(const cha
 	}
 }
 
+// The loaded component of type T, if any (a failed one is a FailedCollector).
+template <typename T> const T *find_collector(const std::vector<std::unique_ptr<Collector>> &collectors)
+{
+	for (const auto &c : collectors)
+		if (const auto *t = dynamic_cast<const T *>(c.get()))
+			return t;
+	return nullptr;
+}
+
 } // namespace
 
 Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features &features) : features_(features)
@@ -61,12 +70,9 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	}));
 
 	// The maps net shares with the cgroup_skb components (-1 each when net did not load).
-	int sock_owner_fd = -1, stream_ports_fd = -1;
-	for (const auto &c : collectors_)
-		if (const auto *net = dynamic_cast<const NetCollector *>(c.get())) {
-			sock_owner_fd = net->sock_owner_map_fd();
-			stream_ports_fd = net->stream_ports_map_fd();
-		}
+	const auto *net = find_collector<NetCollector>(collectors_);
+	int sock_owner_fd = net ? net->sock_owner_map_fd() : -1;
+	int stream_ports_fd = net ? net->stream_ports_map_fd() : -1;
 
 	HttpCollector::Options ho;
 	ho.routes = cfg.http_routes;
@@ -82,12 +88,10 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	sto.stream_ports_fd = stream_ports_fd;
 	// One cgroup_skb program per direction: http's, which tail-calls stream's for its ports
 	// (`--force-off tail_call`: each attaches its own, as before, e.g. to see each one's cost).
-	for (const auto &c : collectors_)
-		if (const auto *http = dynamic_cast<const HttpCollector *>(c.get()); http && features.has(Feature::tail_call))
-{
-			sto.chain_in_fd = http->chain_map_fd(true);
-			sto.chain_out_fd = http->chain_map_fd(false);
-		}
+	if (const auto *http = find_collector<HttpCollector>(collectors_); http && features.has(Feature::tail_call)) {
+		sto.chain_in_fd = http->chain_map_fd(true);
+		sto.chain_out_fd = http->chain_map_fd(false);
+	}
 	collectors_.push_back(optional_component("stream", [&]() -> std::unique_ptr<Collector> {
 		return std::make_unique<StreamCollector>(features, procfs, sto);
 	}));

@@ -305,6 +305,16 @@ struct Names {
 	}
 };
 
+// The agent with the test's naming rules (plus `extra_config`) and the Python server on a free port.
+struct PyStack {
+	explicit PyStack(const std::string &extra_config = "") : agent(names.rules() + extra_config) {}
+	TempDir dir;
+	int port = free_tcp_port();
+	Names names;
+	Agent agent;
+	PyServer py{dir, port};
+};
+
 // Sum of the histogram's counts per status code for one service and side.
 std::map<std::string, long> agent_counts(const std::vector<Sample> &s, const std::string &metric,
 					 const std::string &service)
@@ -477,11 +487,8 @@ TEST(Http, NginxLatencyMatchesRequestTime)
 TEST(Http, PythonServerP50AndClientCounts)
 {
 	AURUM_REQUIRE_ROOT();
-	TempDir dir;
-	int port = free_tcp_port();
-	Names names;
-	Agent agent(names.rules());
-	PyServer py(dir, port);
+	PyStack t;
+	auto &[dir, port, names, agent, py] = t;
 	run_py_client(dir, port, "/sleep/100", 20, 4);
 	auto s = settle(agent, [&](const std::vector<Sample> &x) {
 		return agent_counts(x, "http_server_request_duration_seconds", "test-py-server") == py.counts();
@@ -503,11 +510,8 @@ TEST(Http, PythonServerP50AndClientCounts)
 TEST(Http, ActiveRequestsWhileInFlight)
 {
 	AURUM_REQUIRE_ROOT();
-	TempDir dir;
-	int port = free_tcp_port();
-	Names names;
-	Agent agent(names.rules());
-	PyServer py(dir, port);
+	PyStack t;
+	auto &[dir, port, names, agent, py] = t;
 	std::vector<int> fds;
 	for (int i = 0; i < 3; i++) {
 		fds.push_back(connect_to(port));
@@ -616,11 +620,8 @@ TEST(Http, PipeliningSplitChunkedLargeBodyExpectAndClose)
 TEST(Http, RoutesWhenAskedFor)
 {
 	AURUM_REQUIRE_ROOT();
-	TempDir dir;
-	int port = free_tcp_port();
-	Names names;
-	Agent agent(names.rules() + "http:\n  routes: true\n");
-	PyServer py(dir, port);
+	PyStack t("http:\n  routes: true\n");
+	auto &[dir, port, names, agent, py] = t;
 	for (int i = 1; i <= 5; i++)
 		http_get(port, "/sleep/" + std::to_string(i));
 	run_py_client(dir, port, "/sleep/7", 3, 1);

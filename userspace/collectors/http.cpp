@@ -5,7 +5,6 @@
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -14,6 +13,7 @@
 #include <set>
 
 #include "core/fd.h"
+#include "core/iter.h"
 #include "core/log.h"
 #include "metrics/family.h"
 #include "bpf/proto/http.h"
@@ -70,31 +70,17 @@ std::vector<HookSpec> http_hooks(const Features &f, std::function<bpf_link *(bpf
 	};
 }
 
-// Runs the in-flight iterator to its end: its output is aurum_http_inflight records.
+// The in-flight iterator's output: aurum_http_inflight records.
 std::vector<aurum_http_inflight> read_inflight(bpf_link *link)
 {
 	std::vector<aurum_http_inflight> out;
-	UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
-	if (!fd) {
-		log::warn("http: in-flight iterator: %s", std::strerror(errno));
-		return out;
+	try {
+		std::string raw = run_iter(link, "http: the in-flight iterator");
+		out.resize(raw.size() / sizeof(aurum_http_inflight));
+		std::memcpy(out.data(), raw.data(), out.size() * sizeof(aurum_http_inflight));
+	} catch (const Error &e) {
+		log::warn("%s", e.what());
 	}
-	std::vector<char> buf;
-	char chunk[8192];
-	for (;;) {
-		ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log::warn("http: in-flight iterator read: %s", std::strerror(errno));
-			return out;
-		}
-		if (n == 0)
-			break;
-		buf.insert(buf.end(), chunk, chunk + n);
-	}
-	out.resize(buf.size() / sizeof(aurum_http_inflight));
-	std::memcpy(out.data(), buf.data(), out.size() * sizeof(aurum_http_inflight));
 	return out;
 }
 

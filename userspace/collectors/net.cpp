@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "bpf/sock.h"
+#include "core/iter.h"
 #include "core/log.h"
 #include "core/maps.h"
 #include "metrics/family.h"
@@ -74,22 +75,6 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
 		 adopt, std::move(attach_iter)},
 	};
-}
-
-// Runs a BPF iterator to its end (its programs write no output; they fill maps).
-void run_iter(bpf_link *link)
-{
-	int fd = bpf_iter_create(bpf_link__fd(link));
-	if (fd < 0)
-		throw Error("net: create the socket iterator", errno);
-	char buf[256];
-	ssize_t n;
-	while ((n = ::read(fd, buf, sizeof buf)) > 0)
-		;
-	int err = errno;
-	::close(fd);
-	if (n < 0)
-		throw Error("net: run the socket iterator", err);
 }
 
 } // namespace
@@ -192,9 +177,9 @@ void NetCollector::adopt_existing()
 	auto *skel = impl_->skel.get();
 	try {
 		skel->bss->iter_pass = AURUM_NET_ITER_LISTEN;
-		run_iter(impl_->iter);
+		run_iter(impl_->iter, "net: the socket iterator"); // it writes nothing: it fills maps
 		skel->bss->iter_pass = AURUM_NET_ITER_ESTABLISHED;
-		run_iter(impl_->iter);
+		run_iter(impl_->iter, "net: the socket iterator"); // it writes nothing: it fills maps
 	} catch (const std::exception &e) {
 		log::warn("%s: connections opened before the start are found on their first send/recv", e.what());
 	}
