@@ -24,7 +24,7 @@ namespace {
 constexpr const char *kNames[] = {"btf",        "tracefs",      "ringbuf",    "tp_btf",    "raw_tp",
 				  "tracepoint", "kprobe",       "fentry",     "uprobe",    "task_storage",
 				  "sk_storage", "cgroup_skb",   "cgroup_v2",  "bpf_stats", "bpf_loop",
-				  "tail_call"};
+				  "tail_call",  "sk_lookup"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == kFeatureCount);
 
 // r0 = 0; exit
@@ -281,6 +281,10 @@ void Features::probe_all()
 	set(Feature::bpf_loop, r == 1, r == 1 ? "" : "helper missing (< 5.17)");
 	r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_tail_call, nullptr);
 	set(Feature::tail_call, r == 1, r == 1 ? "" : "helper missing");
+	r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_sk_lookup_tcp, nullptr);
+	if (r == 1)
+		r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_sk_release, nullptr);
+	set(Feature::sk_lookup, r == 1, r == 1 ? "" : "helper missing");
 
 	{
 		int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);

@@ -30,6 +30,8 @@ enum class Feature {
 	bpf_stats,    // BPF_ENABLE_STATS run time and count (5.8)
 	bpf_loop,     // the bpf_loop() helper (5.17)
 	tail_call,    // bpf_tail_call from cgroup_skb programs: http hands stream's ports to stream
+	sk_lookup,    // bpf_sk_lookup_tcp from cgroup_skb programs: on loopback the sending end parses
+	              // a segment for both ends (the receiver's socket found by its 4-tuple)
 	count_
 };
 
