@@ -29,6 +29,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 #define AF_INET6 10
+#define TCP_LISTEN 10
+#define LOOPBACK_IFINDEX 1 /* "lo" is the first device of every network namespace */
 
 const volatile struct aurum_http_config cfg = {};
 /* bpf_get_current_task and bpf_probe_read_kernel in cgroup_skb programs: set from a probe. A
@@ -36,6 +38,9 @@ const volatile struct aurum_http_config cfg = {};
 const volatile bool have_current_task = false;
 /* bpf_get_current_pid_tgid in cgroup_skb programs (6.x): likewise. */
 const volatile bool have_current_pid = false;
+/* bpf_sk_lookup_tcp in cgroup_skb programs, and not forced off: the sender of a loopback segment
+ * parses it for the receiver too (see on_segment). */
+const volatile bool have_sk_lookup = false;
 
 /* One direction of a connection. */
 struct http_half {
@@ -160,6 +165,7 @@ struct segment {
 	__u16 sport, dport; /* host order */
 	__u8 fin;
 	__u8 rst;
+	__u8 v6;
 };
 
 static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *s)
@@ -175,6 +181,7 @@ static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *
 		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
 			return -1;
 		l3 = ip->ihl * 4;
+		s->v6 = 0;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
@@ -182,6 +189,7 @@ static __always_inline int parse_segment(struct __sk_buff *skb, struct segment *
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return -1;
 		l3 = sizeof(*ip6);
+		s->v6 = 1;
 	} else {
 		return -1;
 	}
@@ -552,8 +560,25 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	return aurum_http_walk_step(s);
 }
 
+/* A message found in a segment, to one end: a request starts, or a final response ends the oldest. */
+static __always_inline void deliver(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st, bool request_dir,
+				    struct http_msg *m)
+{
+	if (request_dir)
+		push_request(skb, sk, st, m);
+	else if (!aurum_http_status_is_interim(m->kind))
+		pop_response(sk, st, m);
+}
+
+/* The end that receives a loopback segment, when its sender parses it for both (on_segment). */
+struct http_peer {
+	struct bpf_sock *sk;
+	struct http_sk *st;
+};
+
 static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
-					struct http_half *h, bool request_dir, struct http_msg *first, __u64 now)
+					struct http_half *h, bool request_dir, struct http_msg *first, __u64 now,
+					struct http_peer *peer)
 {
 	struct aurum_http_walk *s = 0;
 	__u32 zero = 0, k, head_mask = 0, off = first->off, avail = first->avail, depth = 0;
@@ -567,10 +592,9 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 	}
 	if (!s || !level) {
 		/* Deeper than contexts nest (never seen): only the message at the segment's start. */
-		if (request_dir)
-			push_request(skb, sk, st, first);
-		else if (!aurum_http_status_is_interim(first->kind))
-			pop_response(sk, st, first);
+		deliver(skb, sk, st, request_dir, first);
+		if (peer->sk && peer->st)
+			deliver(skb, peer->sk, peer->st, request_dir, first);
 		return;
 	}
 	if (!request_dir) {
@@ -625,10 +649,9 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 		m.avail = avail > wm->at ? avail - wm->at : 0;
 		m.body = wm->body;
 		m.kind = wm->kind;
-		if (request_dir)
-			push_request(skb, sk, st, &m);
-		else if (!aurum_http_status_is_interim(m.kind))
-			pop_response(sk, st, &m);
+		deliver(skb, sk, st, request_dir, &m);
+		if (peer->sk && peer->st)
+			deliver(skb, peer->sk, peer->st, request_dir, &m);
 	}
 	*level = depth;
 }
@@ -655,40 +678,89 @@ static __always_inline void server_addr(struct bpf_sock *sk, struct http_sk *st)
 	}
 }
 
-static __always_inline void on_segment(struct __sk_buff *skb, const struct segment *seg, bool ingress)
+/* The connection's state, created for a connection whose first bytes look like a request line. */
+static __always_inline struct http_sk *state_of(struct __sk_buff *skb, struct bpf_sock *sk, const struct segment *s,
+						 bool ingress)
+{
+	struct http_sk *st = bpf_sk_storage_get(&http_sk, sk, 0, 0);
+	__u64 w[2];
+	__u32 n;
+
+	if (st)
+		return st;
+	n = peek(skb, s->poff, s->plen, w);
+	if (!n || aurum_http_parse_method((const __u8 *)w, n) == 0)
+		return 0;
+	st = bpf_sk_storage_get(&http_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	st->side = ingress ? AURUM_HTTP_SIDE_SERVER : AURUM_HTTP_SIDE_CLIENT;
+	st->port = ingress ? 0 : bpf_ntohs(sk->dst_port);
+	if (!ingress)
+		server_addr(sk, st);
+	return st;
+}
+
+/* The socket that receives this loopback segment, found by the segment's own addresses (the
+ * lookup a receiving host does), with a reference the caller drops; 0 if none or a listener. */
+static __always_inline struct bpf_sock *receiver_of(struct __sk_buff *skb, const struct segment *s)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *r;
+	__u32 size;
+
+	if (s->v6) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
+		t.ipv6.sport = bpf_htons(s->sport);
+		t.ipv6.dport = bpf_htons(s->dport);
+		size = sizeof(t.ipv6);
+	} else {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return 0;
+		t.ipv4.saddr = ip->saddr;
+		t.ipv4.daddr = ip->daddr;
+		t.ipv4.sport = bpf_htons(s->sport);
+		t.ipv4.dport = bpf_htons(s->dport);
+		size = sizeof(t.ipv4);
+	}
+	r = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (r && r->state == TCP_LISTEN) {
+		bpf_sk_release(r);
+		return 0;
+	}
+	return r;
+}
+
+/* One TCP segment at one end; on loopback the receiving end too (peer: its socket and state, both
+ * non-zero or both zero). Its sender's egress parses it for both, and the receiver's ingress
+ * then finds its bytes seen already, as if retransmitted, and returns early. */
+static __always_inline void on_data(struct __sk_buff *skb, const struct segment *seg, struct bpf_sock *sk,
+				    struct http_sk *st, bool ingress, struct http_peer *peer)
 {
 	struct segment s = *seg;
-	struct http_half *h;
-	struct http_sk *st;
-	struct bpf_sock *sk;
+	struct http_half *h = ingress ? &st->in : &st->out;
 	__u64 w[2], now, start_ns;
 	__u32 off, avail, n, len;
 	bool request_dir;
 	int r;
 
-	sk = skb->sk;
-	if (!sk)
+	/* Every byte seen already (by the sender's egress, on loopback): nothing to learn here, and
+	 * the common case on a loopback receiver, so it comes before the clock and the owner. */
+	if (s.plen && h->seq_valid && (__s32)(h->next_seq - s.seq) >= (__s32)s.plen && !s.fin && !s.rst)
 		return;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_TCP)
-		return;
-	st = bpf_sk_storage_get(&http_sk, sk, 0, 0);
-	if (!st) {
-		/* Only a connection whose first bytes look like a request line gets state. */
-		n = peek(skb, s.poff, s.plen, w);
-		if (!n || aurum_http_parse_method((const __u8 *)w, n) == 0)
-			return;
-		st = bpf_sk_storage_get(&http_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!st)
-			return;
-		st->side = ingress ? AURUM_HTTP_SIDE_SERVER : AURUM_HTTP_SIDE_CLIENT;
-		st->port = ingress ? 0 : bpf_ntohs(sk->dst_port);
-		if (!ingress)
-			server_addr(sk, st);
-	}
 	learn_owner(sk, st, !ingress && s.plen);
+	if (peer->st)
+		learn_owner(peer->sk, peer->st, false);
 	now = bpf_ktime_get_ns();
-	h = ingress ? &st->in : &st->out;
 
 	if (s.plen) {
 		off = s.poff;
@@ -730,15 +802,65 @@ static __always_inline void on_segment(struct __sk_buff *skb, const struct segme
 		} else if (r > 0) {
 			struct http_msg m = {.start_ns = start_ns, .off = off, .avail = avail, .kind = r};
 
-			on_messages(skb, sk, st, h, request_dir, &m, now);
+			on_messages(skb, sk, st, h, request_dir, &m, now, peer);
 		}
 	}
 flags:
+	/* The receiver's view of this direction is now the sender's: same bytes, same framing. */
+	if (peer->st)
+		peer->st->in = *h;
 	/* Which FIN means "no answer will come": the server's own (it closed without answering),
 	 * the client's own (it gave up), the server's as seen by the client; an RST either way. A
 	 * client's FIN seen by the server may be a half-close still waiting for its answer. */
 	if (s.rst || (s.fin && (!ingress || st->side == AURUM_HTTP_SIDE_CLIENT)))
 		close_pending(sk, st, now);
+	if (peer->sk && peer->st && (s.rst || (s.fin && peer->st->side == AURUM_HTTP_SIDE_CLIENT)))
+		close_pending(peer->sk, peer->st, now);
+}
+
+static __always_inline void on_segment(struct __sk_buff *skb, const struct segment *seg, bool ingress)
+{
+	struct http_peer peer = {};
+	struct http_sk *st;
+	struct bpf_sock *sk;
+
+	sk = skb->sk;
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return;
+	st = state_of(skb, sk, seg, ingress);
+	if (!st)
+		return;
+	/* Loopback: the receiving socket is on this host, and this segment reaches its ingress hook
+	 * next. Parsing it here for both ends halves the parsing of local traffic (docs/http-design.md,
+	 * Loopback). The receiver's state is made here if it has none: its peer speaks HTTP. */
+	if (!ingress && have_sk_lookup && skb->ifindex == LOOPBACK_IFINDEX) {
+		struct bpf_sock *rx = receiver_of(skb, seg);
+
+		if (rx) {
+			struct http_sk *pst = bpf_sk_storage_get(&http_sk, rx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+			if (pst && !pst->side) {
+				/* Just made: the other side of ours. */
+				pst->side = st->side == AURUM_HTTP_SIDE_CLIENT ? AURUM_HTTP_SIDE_SERVER
+									       : AURUM_HTTP_SIDE_CLIENT;
+				if (pst->side == AURUM_HTTP_SIDE_CLIENT) {
+					pst->port = bpf_ntohs(rx->dst_port);
+					server_addr(rx, pst);
+				}
+			}
+			if (pst && pst->side != st->side) {
+				peer.sk = rx;
+				peer.st = pst;
+			}
+			on_data(skb, seg, sk, st, false, &peer);
+			bpf_sk_release(rx);
+			return;
+		}
+	}
+	on_data(skb, seg, sk, st, ingress, &peer);
 }
 
 static __always_inline void chain(struct __sk_buff *skb, bool ingress)

@@ -190,6 +190,7 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_probe_read_kernel, nullptr) == 1;
 	skel->rodata->have_current_pid =
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_current_pid_tgid, nullptr) == 1;
+	skel->rodata->have_sk_lookup = features.has(Feature::sk_lookup);
 	if (opts.sock_owner_fd >= 0) {
 		if (int err = bpf_map__reuse_fd(skel->maps.sock_owner, opts.sock_owner_fd))
 			throw Error("http: reuse the net component's sock_owner map", -err);
