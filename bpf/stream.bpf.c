@@ -15,7 +15,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
+#define TCP_LISTEN 10
+/* "lo" is the first device registered in every network namespace (loopback_net_init). */
+#define LOOPBACK_IFINDEX 1
 
+/* bpf_sk_lookup_tcp and bpf_sk_release in cgroup_skb programs, and not forced off: on loopback the
+ * sender of a PostgreSQL segment frames it for the receiving socket as well (pg_mirror). False,
+ * the verifier drops those paths, so kernels without the helpers load the same object. */
+const volatile bool have_sk_lookup = false;
 
 /* Sockets userspace gave up on (TLS, a protocol it does not parse on an "auto" port, framing
  * lost for good): their payload is not copied any more, only their FIN/RST (to free the state). */
@@ -46,7 +53,8 @@ struct pg_sock {
 	__u8 server;
 	__u8 fins;                   /* 1: ingress FIN seen, 2: egress FIN seen */
 	__u8 closed;
-	__u8 pad[3];
+	__u8 walking;                /* 1 while a program frames a segment into c (pg_mirror) */
+	__u8 pad[2];
 };
 
 struct {
@@ -110,6 +118,7 @@ struct tcp_view {
 	__u32 seq;
 	__u16 sport, dport;
 	__u8 fin, rst;
+	__u8 v6;
 };
 
 /* Finds the TCP payload of an IPv4 or IPv6 packet (skb data starts at the network header). The
@@ -136,6 +145,7 @@ static __always_inline int tcp_view(struct __sk_buff *skb, struct tcp_view *v)
 			return -1;
 		l4proto = ip->protocol;
 		l4_off = ip->ihl * 4;
+		v->v6 = 0;
 		total = bpf_ntohs(ip->tot_len);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6c, *ip6 = data;
@@ -148,6 +158,7 @@ static __always_inline int tcp_view(struct __sk_buff *skb, struct tcp_view *v)
 		/* Extension headers between IPv6 and TCP are not walked: such segments are skipped. */
 		l4proto = ip6->nexthdr;
 		l4_off = sizeof(*ip6);
+		v->v6 = 1;
 		total = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	} else {
 		return -1;
@@ -220,8 +231,17 @@ static __always_inline void pg_count(__u32 idx, __u64 n)
 		s->n[idx] += n;
 }
 
+/* A finished query, as aggregated: what a walk keeps of one for the receiving end of a loopback
+ * segment until it knows the mirror holds (pg_mirror). */
+struct pg_ev {
+	__u64 dur_ns;
+	__u8 error;
+	__u8 cls[2];
+	__u8 pad[5];
+};
+
 /* One finished query into the aggregate. A global function: verified once, not per path. */
-__noinline int pg_record(struct pg_sock *st, const struct aurum_pgsql_out *o)
+__noinline int pg_record(struct pg_sock *st, const struct pg_ev *o)
 {
 	struct aurum_pgsql_key key = {};
 	struct aurum_pgsql_hist *h;
@@ -237,9 +257,9 @@ __noinline int pg_record(struct pg_sock *st, const struct aurum_pgsql_out *o)
 	key.owner = st->owner;
 	key.server_port = st->port;
 	key.server = st->server;
-	key.error = o->ev_error;
-	key.cls[0] = o->ev_cls[0];
-	key.cls[1] = o->ev_cls[1];
+	key.error = o->error;
+	key.cls[0] = o->cls[0];
+	key.cls[1] = o->cls[1];
 	h = bpf_map_lookup_elem(&pg_hist, &key);
 	if (!h) {
 		/* EEXIST: another CPU created it first. Anything else: the map is full. */
@@ -250,13 +270,17 @@ __noinline int pg_record(struct pg_sock *st, const struct aurum_pgsql_out *o)
 			return 0;
 		}
 	}
-	d = o->ev_end > o->ev_start ? o->ev_end - o->ev_start : 0;
+	d = o->dur_ns;
 	slot = aurum_fixed_slot(d, pg_bounds, AURUM_PGSQL_NBOUNDS);
 	__sync_fetch_and_add(&h->sum_ns, d);
 	if (slot < AURUM_PGSQL_SLOTS)
 		__sync_fetch_and_add(&h->slots[slot], 1);
 	return 0;
 }
+
+/* Queries a mirrored segment may end for the receiver; a segment ending more (a deep pipeline)
+ * is left to the receiver's own ingress. */
+#define PG_MIRROR_EV 4
 
 /* What a framer step reads and writes besides the connection: apart from the walk's pointers,
  * because a global function's memory arguments are scalars to the verifier after the call. */
@@ -265,6 +289,10 @@ struct pg_args {
 	__u64 ts;
 	__u32 dir;
 	__u32 at_start;
+	/* On loopback egress: the queries this segment ended, kept for the receiver (pg_mirror). */
+	__u32 keep;
+	__u32 nev;
+	struct pg_ev ev[PG_MIRROR_EV];
 };
 
 struct pg_walk {
@@ -309,6 +337,29 @@ __noinline int pg_step_be(struct aurum_pgsql_conn *c, const struct pg_bytes *b, 
 	return aurum_pgsql_run(c, AURUM_PGSQL_BACKEND, b->b, nb, left, a->ts, a->at_start, &a->o);
 }
 
+/* A query this segment ended: aggregated for the socket whose program runs, and kept for the
+ * receiver of a loopback segment (a->keep). A global function, so that the walk's paths do not
+ * multiply by its branches. */
+__noinline int pg_ended(struct pg_sock *st, struct pg_args *a)
+{
+	struct pg_ev e = {};
+
+	if (!st || !a)
+		return 0;
+	e.dur_ns = a->o.ev_end > a->o.ev_start ? a->o.ev_end - a->o.ev_start : 0;
+	e.error = a->o.ev_error;
+	e.cls[0] = a->o.ev_cls[0];
+	e.cls[1] = a->o.ev_cls[1];
+	pg_record(st, &e);
+	if (a->keep) {
+		/* More than fit: a->nev says so, and pg_mirror leaves the segment to the receiver. */
+		if (a->nev < PG_MIRROR_EV)
+			a->ev[a->nev & (PG_MIRROR_EV - 1)] = e;
+		a->nev++;
+	}
+	return 0;
+}
+
 /* One message (or the part of one in this segment), or up to 1 + AURUM_PGSQL_RUN small ones, per
  * call. Returns 1 when the walk is over (w->done), else 0. */
 static __always_inline long pg_walk_one(struct pg_walk *w)
@@ -343,7 +394,7 @@ static __always_inline long pg_walk_one(struct pg_walk *w)
 	else
 		r = pg_step_be(&w->st->c, (const struct pg_bytes *)(win->b + off), w->a, nb, left);
 	if (w->a->o.ev)
-		pg_record(w->st, &w->a->o);
+		pg_ended(w->st, w->a);
 	if (r < 0) {
 		w->done = 1;
 		return 1;
@@ -386,6 +437,166 @@ static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
 		s->n[AURUM_PGSQL_STAT_GAVE_UP_CANCEL]++;
 	else if (o->gave_up == AURUM_PGSQL_GAVE_UP_MALFORMED)
 		s->n[AURUM_PGSQL_STAT_GAVE_UP_MALFORMED]++;
+}
+
+/* ---- Loopback: the sender frames a segment for both ends -----------------------------------------
+ *
+ * On loopback a segment passes its sender's egress hook first and then, on this host, its
+ * receiver's ingress hook (loopback_xmit -> netif_rx -> the backlog softirq), with the same bytes.
+ * Each end keeps a conn fed with the same two byte streams, so one walk can serve both: when the
+ * receiver's conn stands, after the walk, at the positions the sender's stood at before it (in both
+ * directions), the receiver's conn becomes a copy of the sender's, and the queries the walk ended
+ * are aggregated for the receiver too (its owner, its side). Its ingress then finds the bytes seen
+ * already, as in a retransmission, and stops before the clock and the walk. Checking after the
+ * walk also covers the receiver's programs running meanwhile on another CPU (both ends sending at
+ * once): its positions moved, and nothing is copied. Mirrored queries are timed as the sender
+ * saw them: on the server a query starts when it left the client, on the client an answer ends
+ * when it left the server (both a few microseconds before they reach the other socket).
+ *
+ * When the positions differ (the lookup failed, a segment still on its way to the receiver's
+ * ingress, one end's state could not be made, more queries ended than are kept) nothing is copied
+ * and the receiver's ingress frames the segment itself, as without the mirror: the positions
+ * decide, so no byte is framed twice or skipped for either end. */
+struct pg_pos {
+	__u32 fe_seq, be_seq;
+	__u8 fe_valid, be_valid;
+	__u8 pad[2];
+};
+
+static __always_inline void pg_pos_of(const struct aurum_pgsql_conn *c, struct pg_pos *p)
+{
+	p->fe_seq = c->fe.next_seq;
+	p->be_seq = c->be.next_seq;
+	p->fe_valid = c->fe.seq_valid;
+	p->be_valid = c->be.seq_valid;
+}
+
+static __always_inline bool pg_pos_is(const struct aurum_pgsql_conn *c, const struct pg_pos *p)
+{
+	return c->fe.next_seq == p->fe_seq && c->be.next_seq == p->be_seq && c->fe.seq_valid == p->fe_valid &&
+	       c->be.seq_valid == p->be_valid;
+}
+
+/* The socket this loopback segment is for, found by the segment's own addresses (what the
+ * receiving stack looks up), with a reference the caller drops; 0 if none, or a listener (the
+ * handshake is not done: the request socket stands for the connection). */
+static __always_inline struct bpf_sock *pg_receiver(struct __sk_buff *skb, const struct tcp_view *v)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *rx;
+	__u32 size;
+
+	if (v->v6) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
+		t.ipv6.sport = bpf_htons(v->sport);
+		t.ipv6.dport = bpf_htons(v->dport);
+		size = sizeof(t.ipv6);
+	} else {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return 0;
+		t.ipv4.saddr = ip->saddr;
+		t.ipv4.daddr = ip->daddr;
+		t.ipv4.sport = bpf_htons(v->sport);
+		t.ipv4.dport = bpf_htons(v->dport);
+		size = sizeof(t.ipv4);
+	}
+	rx = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (rx && rx->state == TCP_LISTEN) {
+		bpf_sk_release(rx);
+		return 0;
+	}
+	return rx;
+}
+
+/* The receiver takes the sender's conn and the queries the walk ended, if it stands where the
+ * sender stood before the walk (pre), and the sender's other direction (what the receiver sends)
+ * did not move during the walk. A global function: verified once. Returns 1 when it did. */
+__noinline int pg_mirror_take(struct pg_sock *peer, struct pg_sock *st, const struct pg_pos *pre,
+			      const struct pg_args *a)
+{
+	__u32 i;
+
+	if (!peer || !st || !pre || !a)
+		return 0;
+	if (a->nev > PG_MIRROR_EV || !pg_pos_is(&peer->c, pre))
+		return 0;
+	/* Positions first, then the flag: the receiver sets the flag before it moves its positions,
+	 * so equal positions with the flag clear mean its last segment is framed to the end (a
+	 * segment it frames itself on another CPU moves its positions before its walk). */
+	asm volatile("" ::: "memory");
+	if (*(volatile __u8 *)&peer->walking)
+		return 0;
+	if (a->dir == AURUM_PGSQL_FRONTEND ? st->c.be.next_seq != pre->be_seq || st->c.be.seq_valid != pre->be_valid
+					   : st->c.fe.next_seq != pre->fe_seq || st->c.fe.seq_valid != pre->fe_valid)
+		return 0;
+	/* The conn, but of the FIFO only the cycles waiting: a third of the bytes of a whole copy. */
+	peer->c.fe = st->c.fe;
+	peer->c.be = st->c.be;
+	peer->c.batch_start = st->c.batch_start;
+	peer->c.head = st->c.head;
+	peer->c.count = st->c.count;
+	peer->c.batch = st->c.batch;
+	peer->c.batch_cls[0] = st->c.batch_cls[0];
+	peer->c.batch_cls[1] = st->c.batch_cls[1];
+	peer->c.quarantine = st->c.quarantine;
+	peer->c.resyncs = st->c.resyncs;
+	peer->c.gave_up = st->c.gave_up;
+	peer->c.live = st->c.live;
+	for (i = 0; i < AURUM_PGSQL_FIFO; i++) {
+		__u32 k = (st->c.head + i) & (AURUM_PGSQL_FIFO - 1);
+
+		if (i >= st->c.count)
+			break;
+		peer->c.fifo[k] = st->c.fifo[k];
+	}
+	for (i = 0; i < PG_MIRROR_EV; i++) {
+		if (i >= a->nev)
+			break;
+		pg_record(peer, &a->ev[i]);
+	}
+	return 1;
+}
+
+/* After the sender's walk of a loopback segment (pre: the sender's positions before it): the
+ * receiving socket's state, made if it has none (the other side of the sender's), takes the walk's
+ * result. Returns whether it did; if not, the receiver's ingress frames the segment. */
+static __always_inline bool pg_mirror(struct __sk_buff *skb, const struct tcp_view *v, struct pg_sock *st,
+				      bool server, const struct pg_pos *pre, const struct pg_args *a)
+{
+	struct bpf_sock *rx = pg_receiver(skb, v);
+	struct pg_sock *peer;
+
+	if (!rx) {
+		pg_count(AURUM_PGSQL_STAT_MIRROR_MISSED, 1);
+		return false;
+	}
+	peer = bpf_sk_storage_get(&pg_sk, rx, 0, 0);
+	if (!peer) {
+		peer = bpf_sk_storage_get(&pg_sk, rx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (peer) {
+			peer->server = !server;
+			peer->port = server ? v->sport : 0;
+			pg_count(AURUM_PGSQL_STAT_OPENED, 1);
+		}
+	}
+	/* The storage outlives the reference for the rest of this run: it is freed after an RCU grace
+	 * period, and programs run under rcu_read_lock. */
+	bpf_sk_release(rx);
+	if (!peer || peer == st || peer->closed || peer->server == server || !pg_mirror_take(peer, st, pre, a)) {
+		pg_count(AURUM_PGSQL_STAT_MIRROR_MISSED, 1);
+		return false;
+	}
+	pg_count(AURUM_PGSQL_STAT_MIRRORED, 1);
+	return true;
 }
 
 /* A socket on a PostgreSQL port: frame its segment here, aggregate finished queries. */
@@ -452,11 +663,25 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 		st->owner = own->owner;
 	}
 	if (v->payload_len && !st->c.gave_up) {
+		struct pg_pos pre = {};
+
 		a.dir = ingress == server ? AURUM_PGSQL_FRONTEND : AURUM_PGSQL_BACKEND;
-		a.ts = bpf_ktime_get_ns();
+		/* On loopback this end frames the segment for the receiver too (pg_mirror). */
+		a.keep = have_sk_lookup && !ingress && skb->ifindex == LOOPBACK_IFINDEX;
+		if (a.keep)
+			pg_pos_of(&st->c, &pre);
+		if (have_sk_lookup) {
+			*(volatile __u8 *)&st->walking = 1;
+			asm volatile("" ::: "memory");
+		}
 		first = aurum_pgsql_segment(&st->c, a.dir, v->seq, v->payload_len, &a.o);
 		if (a.o.ev)
-			pg_record(st, &a.o);
+			pg_ended(st, &a);
+		/* Seen already (a retransmission, or on loopback framed by the sender's egress): the
+		 * common case of a loopback receiver, so it skips the clock and the window. */
+		if (first < 0 && !a.keep)
+			goto walked_all;
+		a.ts = bpf_ktime_get_ns();
 		__u32 zero = 0, depth = 0;
 		struct pg_windows *wins = bpf_map_lookup_elem(&pg_win, &zero);
 
@@ -488,7 +713,15 @@ walked:
 				aurum_pgsql_lose_sync(&st->c, aurum_pgsql_half_of(&st->c, a.dir), &a.o);
 			}
 		}
+		/* Framing events count per end, as when each end framed its own bytes. */
+		if (a.keep && pg_mirror(skb, v, st, server, &pre, &a))
+			pg_apply(&a.o);
 		pg_apply(&a.o);
+walked_all:
+		if (have_sk_lookup) {
+			asm volatile("" ::: "memory");
+			*(volatile __u8 *)&st->walking = 0;
+		}
 	}
 	if (v->fin)
 		st->fins |= ingress ? 1 : 2;
@@ -498,15 +731,60 @@ walked:
 	}
 }
 
-static __always_inline int capture(struct __sk_buff *skb, bool ingress, bool pg_in_kernel)
+/* Everything but PostgreSQL framed in the kernel: the segment copied to userspace. Apart from
+ * capture so that its record header and frame_pg's state share the stack (512 bytes in all). */
+static __always_inline void copy_out(struct __sk_buff *skb, struct tcp_view *v, __u32 local, __u32 remote, __u8 proto,
+				     __u8 flags)
 {
 	struct aurum_stream_event h = {};
 	struct aurum_sock_owner *own;
-	struct tcp_view v = {};
 	struct bpf_sock *sk;
-	__u32 local, remote, n;
-	__u8 *p, proto = 0, flags = 0;
+	__u32 n;
 	int err;
+
+	h.cookie = bpf_get_socket_cookie(skb);
+	if (bpf_map_lookup_elem(&stream_skip, &h.cookie)) {
+		if (!v->fin && !v->rst)
+			return;
+		v->payload_len = 0;
+	}
+	h.ts_ns = bpf_ktime_get_ns();
+	sk = skb->sk;
+	if (sk) {
+		sk = bpf_sk_fullsock(sk);
+		if (sk) {
+			own = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+			if (own)
+				h.owner = own->owner;
+		}
+	}
+	h.seq = v->seq;
+	h.len = v->payload_len;
+	h.local_port = local;
+	h.remote_port = remote;
+	h.proto = proto;
+	h.flags = flags;
+
+	n = v->payload_len;
+	if (n > AURUM_STREAM_MAX_COPY)
+		n = AURUM_STREAM_MAX_COPY;
+	if (n <= 512)
+		err = emit_512(skb, &h, v->payload_off, n);
+	else if (n <= 4096)
+		err = emit_4096(skb, &h, v->payload_off, n);
+	else if (n <= 16384)
+		err = emit_16384(skb, &h, v->payload_off, n);
+	else
+		err = emit_65536(skb, &h, v->payload_off, n);
+	if (err)
+		aurum_count_loss(&stream_lost, AURUM_STREAM_LOSS_RINGBUF_FULL);
+}
+
+static __always_inline int capture(struct __sk_buff *skb, bool ingress, bool pg_in_kernel)
+{
+	struct tcp_view v = {};
+	__u32 local, remote;
+	__u8 *p, proto = 0, flags = 0;
 
 	if (tcp_view(skb, &v) || (v.payload_len == 0 && !v.fin && !v.rst))
 		return 1;
@@ -532,43 +810,7 @@ static __always_inline int capture(struct __sk_buff *skb, bool ingress, bool pg_
 		frame_pg(skb, &v, ingress, flags & AURUM_STREAM_SERVER, remote);
 		return 1;
 	}
-
-	h.cookie = bpf_get_socket_cookie(skb);
-	if (bpf_map_lookup_elem(&stream_skip, &h.cookie)) {
-		if (!v.fin && !v.rst)
-			return 1;
-		v.payload_len = 0;
-	}
-	h.ts_ns = bpf_ktime_get_ns();
-	sk = skb->sk;
-	if (sk) {
-		sk = bpf_sk_fullsock(sk);
-		if (sk) {
-			own = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
-			if (own)
-				h.owner = own->owner;
-		}
-	}
-	h.seq = v.seq;
-	h.len = v.payload_len;
-	h.local_port = local;
-	h.remote_port = remote;
-	h.proto = proto;
-	h.flags = flags;
-
-	n = v.payload_len;
-	if (n > AURUM_STREAM_MAX_COPY)
-		n = AURUM_STREAM_MAX_COPY;
-	if (n <= 512)
-		err = emit_512(skb, &h, v.payload_off, n);
-	else if (n <= 4096)
-		err = emit_4096(skb, &h, v.payload_off, n);
-	else if (n <= 16384)
-		err = emit_16384(skb, &h, v.payload_off, n);
-	else
-		err = emit_65536(skb, &h, v.payload_off, n);
-	if (err)
-		aurum_count_loss(&stream_lost, AURUM_STREAM_LOSS_RINGBUF_FULL);
+	copy_out(skb, &v, local, remote, proto, flags);
 	return 1; /* cgroup_skb: 1 lets the packet through; we only watch */
 }
 

@@ -94,6 +94,8 @@ enum aurum_pgsql_stat {
 	AURUM_PGSQL_STAT_NO_STATE,      /* sk_storage could not be created (loss) */
 	AURUM_PGSQL_STAT_NO_OWNER,      /* a query on a socket whose owner is unknown (loss) */
 	AURUM_PGSQL_STAT_HIST_FULL,     /* the aggregate map had no room (loss) */
+	AURUM_PGSQL_STAT_MIRRORED,      /* loopback segments its sender framed for both ends */
+	AURUM_PGSQL_STAT_MIRROR_MISSED, /* loopback segments the receiver had to frame itself */
 	AURUM_PGSQL_STAT_MAX,
 };
 

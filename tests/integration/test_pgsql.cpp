@@ -111,19 +111,33 @@ void wait_port_watched(const Agent &agent, int port)
 		<< "the agent never marked the postmaster's port";
 }
 
+// On loopback the sender's egress frames each segment for both ends when the kernel has
+// bpf_sk_lookup_tcp in cgroup_skb programs (and it is not forced off); the receiver's ingress
+// frames it itself otherwise. Checks which of the two the counts above came from.
+void check_loopback_mirror(const std::vector<Sample> &s0, const std::vector<Sample> &s, bool framed_in_kernel)
+{
+	auto ev = [](const std::vector<Sample> &x, const std::string &e) {
+		return sum(x, "aurum_stream_pgsql_framing_total", {{"event", e}});
+	};
+	double mirrored = ev(s, "loopback_mirrored") - ev(s0, "loopback_mirrored");
+	if (framed_in_kernel && value(s, "aurum_feature_available", {{"feature", "sk_lookup"}}) == 1.0)
+		EXPECT_GT(mirrored, 0) << "sk_lookup available: loopback segments should be framed by their sender";
+	else
+		EXPECT_EQ(mirrored, 0) << "sk_lookup off or no kernel framing: each end frames its own segments";
+}
+
 // The ground truth, with PostgreSQL framed in the kernel (bpf_loop) or, `--force-off bpf_loop`,
-// copied and parsed in userspace as on 5.10.
+// copied and parsed in userspace as on 5.10; with `--force-off sk_lookup`, each end of a loopback
+// connection framed by its own programs instead of the sender's egress framing for both.
 void query_counts_match_the_clients(const std::vector<std::string> &agent_args, const std::string &variant)
 {
 	PgCluster pg;
 	Agent agent(pg.rules(), agent_args);
 	wait_port_watched(agent, pg.port());
-	{
-		auto s0 = agent.samples();
-		ASSERT_EQ(value(s0, "aurum_probe_attached", {{"component", "stream"}, {"probe", "cgroup_skb/ingress"}, {"variant", variant}}),
-			  1.0)
-			<< "expected the stream programs of variant " << variant;
-	}
+	auto s0 = agent.samples();
+	ASSERT_EQ(value(s0, "aurum_probe_attached", {{"component", "stream"}, {"probe", "cgroup_skb/ingress"}, {"variant", variant}}),
+		  1.0)
+		<< "expected the stream programs of variant " << variant;
 
 	constexpr int kSimple = 120, kFail = 7, kExtended = 150, kHold = 5;
 	ScratchDir work("aurum-wire-pgc");
@@ -179,6 +193,7 @@ void query_counts_match_the_clients(const std::vector<std::string> &agent_args, 
 	double server_sum = sum(s, "aurum_db_server_query_duration_seconds_sum", {{"service_name", "wire-pg"}});
 	EXPECT_GT(server_sum, 0);
 	EXPECT_LT(server_sum, 60);
+	check_loopback_mirror(s0, s, variant == "cgroup_skb_pgsql");
 
 	// Connections: the held ones, as the server itself lists them.
 	auto truth = [&] {
@@ -210,6 +225,12 @@ TEST(Pgsql, QueryCountsMatchWithoutKernelFraming)
 {
 	AURUM_REQUIRE_ROOT();
 	query_counts_match_the_clients({"--force-off", "bpf_loop"}, "cgroup_skb");
+}
+
+TEST(Pgsql, QueryCountsMatchWithEachEndFramingItsOwn)
+{
+	AURUM_REQUIRE_ROOT();
+	query_counts_match_the_clients({"--force-off", "sk_lookup"}, "cgroup_skb_pgsql");
 }
 
 TEST(Pgsql, GarbageOnThePortIsCountedAndHarmless)
@@ -406,13 +427,27 @@ double framing(const std::vector<Sample> &s, const std::string &event)
 
 } // namespace
 
+// The raw-client cases run twice: with the loopback mirror (the sender's egress frames each
+// segment for both ends, where the kernel allows) and with `--force-off sk_lookup` (each end frames
+// its own), so that both paths meet the same exact counts.
+class PgsqlFraming : public ::testing::TestWithParam<bool> {
+protected:
+	std::vector<std::string> agent_args() const
+	{
+		return GetParam() ? std::vector<std::string>{} : std::vector<std::string>{"--force-off", "sk_lookup"};
+	}
+};
+
+INSTANTIATE_TEST_SUITE_P(LoopbackMirror, PgsqlFraming, ::testing::Values(true, false),
+			 [](const auto &info) { return info.param ? "SenderFramesBoth" : "EachEndItsOwn"; });
+
 // Headers cut across segments, pipelined extended batches with an error in the middle, an
 // SSLRequest refused with 'N': counted exactly, on both sides, with no framing lost.
-TEST(Pgsql, FramingCasesCountedExactly)
+TEST_P(PgsqlFraming, FramingCasesCountedExactly)
 {
 	AURUM_REQUIRE_ROOT();
 	PgCluster pg;
-	Agent agent(raw_rules(pg));
+	Agent agent(raw_rules(pg), agent_args());
 	wait_port_watched(agent, pg.port());
 	auto s0 = agent.samples();
 	ASSERT_EQ(value(s0, "aurum_probe_attached", {{"component", "stream"}, {"probe", "cgroup_skb/ingress"}, {"variant", "cgroup_skb_pgsql"}}),
@@ -455,6 +490,7 @@ TEST(Pgsql, FramingCasesCountedExactly)
 		EXPECT_EQ(framing(s, ev), framing(s0, ev)) << ev;
 	EXPECT_EQ(sum(s, "aurum_stream_malformed_total", {{"protocol", "postgresql"}}),
 		  sum(s0, "aurum_stream_malformed_total", {{"protocol", "postgresql"}}));
+	check_loopback_mirror(s0, s, GetParam());
 }
 
 // Result sets of 50,000 rows (5.5 MB, thousands of segments each way). The server's side is exact.
@@ -463,11 +499,11 @@ TEST(Pgsql, FramingCasesCountedExactly)
 // are framed at once or out of order. The framer then loses that direction's framing and
 // resynchronises; the queries it could not report are counted (query_dropped, resync), never
 // reported wrong.
-TEST(Pgsql, BigResultSets)
+TEST_P(PgsqlFraming, BigResultSets)
 {
 	AURUM_REQUIRE_ROOT();
 	PgCluster pg;
-	Agent agent(raw_rules(pg));
+	Agent agent(raw_rules(pg), agent_args());
 	wait_port_watched(agent, pg.port());
 	auto s0 = agent.samples();
 	constexpr int kBig = 3, kRows = 50000;
@@ -498,7 +534,7 @@ TEST(Pgsql, BigResultSets)
 }
 
 // A connection opened (and used) before the agent started is picked up at its next query.
-TEST(Pgsql, ConnectionOlderThanTheAgent)
+TEST_P(PgsqlFraming, ConnectionOlderThanTheAgent)
 {
 	AURUM_REQUIRE_ROOT();
 	PgCluster pg;
@@ -509,7 +545,7 @@ TEST(Pgsql, ConnectionOlderThanTheAgent)
 			"--before", std::to_string(kBefore), "--after", std::to_string(kAfter), "--go", go, "--out", out},
 		       {}, true);
 	ASSERT_TRUE(client.wait_line("connected", 30s));
-	Agent agent(raw_rules(pg));
+	Agent agent(raw_rules(pg), agent_args());
 	wait_port_watched(agent, pg.port());
 	auto s0 = agent.samples();
 	std::ofstream(go) << "go";

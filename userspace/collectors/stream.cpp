@@ -132,6 +132,9 @@ StreamCollector::StreamCollector(const Features &features, identity::ProcFs proc
 		throw Error("stream: reuse the net component's sock_owner map", errno);
 	if (opts_.stream_ports_fd >= 0 && bpf_map__reuse_fd(skel->maps.stream_ports, opts_.stream_ports_fd))
 		throw Error("stream: reuse the net component's stream_ports map", errno);
+	// On loopback the sender's egress frames each PostgreSQL segment for the receiving socket too
+	// (bpf/stream.bpf.c, pg_mirror_*); false compiles those paths out at load.
+	skel->rodata->have_sk_lookup = features.has(Feature::sk_lookup);
 	if (int err = stream_bpf__load(skel))
 		throw Error("load stream BPF programs (see the libbpf lines above)", err);
 	programs_->attach();
@@ -706,6 +709,8 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 			f.gave_up_malformed += k.n[AURUM_PGSQL_STAT_GAVE_UP_MALFORMED];
 			f.step_limit += k.n[AURUM_PGSQL_STAT_STEP_LIMIT];
 			f.load_failed += k.n[AURUM_PGSQL_STAT_LOAD_FAILED];
+			f.mirrored += k.n[AURUM_PGSQL_STAT_MIRRORED];
+			f.mirror_missed += k.n[AURUM_PGSQL_STAT_MIRROR_MISSED];
 			// Sockets with framing state not yet seen closing (a socket torn down without a
 			// FIN or RST passing, e.g. an abortive close with nothing sent, stays counted).
 			auto opened = k.n[AURUM_PGSQL_STAT_OPENED], closed = k.n[AURUM_PGSQL_STAT_CLOSED];
@@ -719,7 +724,8 @@ void StreamCollector::collect(const identity::ServiceDirectory &dir, std::vector
 			{"query_dropped", f.dropped}, {"unmatched_ready", f.unmatched},
 			{"gave_up_tls", f.tls},     {"gave_up_gss", f.gss},
 			{"gave_up_cancel", f.cancel}, {"gave_up_malformed", f.gave_up_malformed},
-			{"step_limit", f.step_limit}, {"load_failed", f.load_failed}};
+			{"step_limit", f.step_limit}, {"load_failed", f.load_failed},
+			{"loopback_mirrored", f.mirrored}, {"loopback_mirror_missed", f.mirror_missed}};
 		for (const auto &[ev, n] : events)
 			metrics::add_counter(framing, {{"event", ev}}, static_cast<double>(n));
 	}

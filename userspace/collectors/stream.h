@@ -82,6 +82,9 @@ public:
 		std::uint64_t resync = 0, gap_in_body = 0, dropped = 0, unmatched = 0;
 		std::uint64_t tls = 0, gss = 0, cancel = 0, gave_up_malformed = 0;
 		std::uint64_t step_limit = 0, load_failed = 0;
+		// Loopback segments framed by their sender for both ends, and those the receiver framed
+		// itself (kernel framing with sk_lookup only).
+		std::uint64_t mirrored = 0, mirror_missed = 0;
 		void add(const proto::PgsqlParser &p);
 	};
 
