@@ -280,7 +280,7 @@ __noinline int pg_record(struct pg_sock *st, const struct pg_ev *o)
 
 /* Queries a mirrored segment may end for the receiver; a segment ending more (a deep pipeline)
  * is left to the receiver's own ingress. */
-#define PG_MIRROR_EV 4
+#define PG_MIRROR_EV 2
 
 /* What a framer step reads and writes besides the connection: apart from the walk's pointers,
  * because a global function's memory arguments are scalars to the verifier after the call. */
@@ -289,7 +289,9 @@ struct pg_args {
 	__u64 ts;
 	__u32 dir;
 	__u32 at_start;
-	/* On loopback egress: the queries this segment ended, kept for the receiver (pg_mirror). */
+	/* On loopback egress (pg_mirror): 1 when the segment starts where this end's framing of its
+	 * direction stood, 2 when that direction had seen nothing yet (0: not framed for the
+	 * receiver); and the queries it ended, kept for the receiver. */
 	__u32 keep;
 	__u32 nev;
 	struct pg_ev ev[PG_MIRROR_EV];
@@ -444,9 +446,10 @@ static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
  * On loopback a segment passes its sender's egress hook first and then, on this host, its
  * receiver's ingress hook (loopback_xmit -> netif_rx -> the backlog softirq), with the same bytes.
  * Each end keeps a conn fed with the same two byte streams, so one walk can serve both: when the
- * receiver's conn stands, after the walk, at the positions the sender's stood at before it (in both
- * directions), the receiver's conn becomes a copy of the sender's, and the queries the walk ended
- * are aggregated for the receiver too (its owner, its side). Its ingress then finds the bytes seen
+ * segment continues the sender's framing of its direction exactly, and the receiver's conn stands,
+ * after the walk, where the segment starts in that direction and where the sender's stands in the
+ * other, the receiver's conn becomes a copy of the sender's, and the queries the walk ended are
+ * aggregated for the receiver too (its owner, its side). Its ingress then finds the bytes seen
  * already, as in a retransmission, and stops before the clock and the walk. Checking after the
  * walk also covers the receiver's programs running meanwhile on another CPU (both ends sending at
  * once): its positions moved, and nothing is copied. Mirrored queries are timed as the sender
@@ -457,26 +460,6 @@ static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
  * ingress, one end's state could not be made, more queries ended than are kept) nothing is copied
  * and the receiver's ingress frames the segment itself, as without the mirror: the positions
  * decide, so no byte is framed twice or skipped for either end. */
-struct pg_pos {
-	__u32 fe_seq, be_seq;
-	__u8 fe_valid, be_valid;
-	__u8 pad[2];
-};
-
-static __always_inline void pg_pos_of(const struct aurum_pgsql_conn *c, struct pg_pos *p)
-{
-	p->fe_seq = c->fe.next_seq;
-	p->be_seq = c->be.next_seq;
-	p->fe_valid = c->fe.seq_valid;
-	p->be_valid = c->be.seq_valid;
-}
-
-static __always_inline bool pg_pos_is(const struct aurum_pgsql_conn *c, const struct pg_pos *p)
-{
-	return c->fe.next_seq == p->fe_seq && c->be.next_seq == p->be_seq && c->fe.seq_valid == p->fe_valid &&
-	       c->be.seq_valid == p->be_valid;
-}
-
 /* The socket this loopback segment is for, found by the segment's own addresses (what the
  * receiving stack looks up), with a reference the caller drops; 0 if none, or a listener (the
  * handshake is not done: the request socket stands for the connection). */
@@ -517,26 +500,28 @@ static __always_inline struct bpf_sock *pg_receiver(struct __sk_buff *skb, const
 	return rx;
 }
 
-/* The receiver takes the sender's conn and the queries the walk ended, if it stands where the
- * sender stood before the walk (pre), and the sender's other direction (what the receiver sends)
- * did not move during the walk. A global function: verified once. Returns 1 when it did. */
-__noinline int pg_mirror_take(struct pg_sock *peer, struct pg_sock *st, const struct pg_pos *pre,
-			      const struct pg_args *a)
+/* The receiver takes the sender's conn and the queries the walk ended, if it had framed this
+ * direction up to where the segment starts (a->keep, seq) and the other direction as far as the
+ * sender. A global function: verified once. Returns 1 when it did. */
+__noinline int pg_mirror_take(struct pg_sock *peer, struct pg_sock *st, const struct pg_args *a, __u32 seq)
 {
+	const struct aurum_pgsql_half *rd, *ro, *so;
 	__u32 i;
 
-	if (!peer || !st || !pre || !a)
+	if (!peer || !st || !a || a->nev > PG_MIRROR_EV)
 		return 0;
-	if (a->nev > PG_MIRROR_EV || !pg_pos_is(&peer->c, pre))
+	rd = a->dir == AURUM_PGSQL_FRONTEND ? &peer->c.fe : &peer->c.be;
+	ro = a->dir == AURUM_PGSQL_FRONTEND ? &peer->c.be : &peer->c.fe;
+	so = a->dir == AURUM_PGSQL_FRONTEND ? &st->c.be : &st->c.fe;
+	if (a->keep == 1 ? !rd->seq_valid || rd->next_seq != seq : rd->seq_valid)
+		return 0;
+	if (ro->seq_valid != so->seq_valid || ro->next_seq != so->next_seq)
 		return 0;
 	/* Positions first, then the flag: the receiver sets the flag before it moves its positions,
-	 * so equal positions with the flag clear mean its last segment is framed to the end (a
+	 * so the positions above with the flag clear mean its last segment is framed to the end (a
 	 * segment it frames itself on another CPU moves its positions before its walk). */
 	asm volatile("" ::: "memory");
 	if (*(volatile __u8 *)&peer->walking)
-		return 0;
-	if (a->dir == AURUM_PGSQL_FRONTEND ? st->c.be.next_seq != pre->be_seq || st->c.be.seq_valid != pre->be_valid
-					   : st->c.fe.next_seq != pre->fe_seq || st->c.fe.seq_valid != pre->fe_valid)
 		return 0;
 	/* The conn, but of the FIFO only the cycles waiting: a third of the bytes of a whole copy. */
 	peer->c.fe = st->c.fe;
@@ -566,11 +551,11 @@ __noinline int pg_mirror_take(struct pg_sock *peer, struct pg_sock *st, const st
 	return 1;
 }
 
-/* After the sender's walk of a loopback segment (pre: the sender's positions before it): the
- * receiving socket's state, made if it has none (the other side of the sender's), takes the walk's
- * result. Returns whether it did; if not, the receiver's ingress frames the segment. */
+/* After the sender's walk of a loopback segment: the receiving socket's state, made if it has none
+ * (the other side of the sender's), takes the walk's result. Returns whether it did; if not, the
+ * receiver's ingress frames the segment. */
 static __always_inline bool pg_mirror(struct __sk_buff *skb, const struct tcp_view *v, struct pg_sock *st,
-				      bool server, const struct pg_pos *pre, const struct pg_args *a)
+				      bool server, const struct pg_args *a)
 {
 	struct bpf_sock *rx = pg_receiver(skb, v);
 	struct pg_sock *peer;
@@ -591,7 +576,7 @@ static __always_inline bool pg_mirror(struct __sk_buff *skb, const struct tcp_vi
 	/* The storage outlives the reference for the rest of this run: it is freed after an RCU grace
 	 * period, and programs run under rcu_read_lock. */
 	bpf_sk_release(rx);
-	if (!peer || peer == st || peer->closed || peer->server == server || !pg_mirror_take(peer, st, pre, a)) {
+	if (!peer || peer == st || peer->closed || peer->server == server || !pg_mirror_take(peer, st, a, v->seq)) {
 		pg_count(AURUM_PGSQL_STAT_MIRROR_MISSED, 1);
 		return false;
 	}
@@ -663,13 +648,14 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 		st->owner = own->owner;
 	}
 	if (v->payload_len && !st->c.gave_up) {
-		struct pg_pos pre = {};
-
 		a.dir = ingress == server ? AURUM_PGSQL_FRONTEND : AURUM_PGSQL_BACKEND;
-		/* On loopback this end frames the segment for the receiver too (pg_mirror). */
-		a.keep = have_sk_lookup && !ingress && skb->ifindex == LOOPBACK_IFINDEX;
-		if (a.keep)
-			pg_pos_of(&st->c, &pre);
+		/* On loopback this end frames the segment for the receiver too (pg_mirror), when it
+		 * continues this end's framing exactly (not a retransmission). */
+		if (have_sk_lookup && !ingress && skb->ifindex == LOOPBACK_IFINDEX) {
+			struct aurum_pgsql_half *h = aurum_pgsql_half_of(&st->c, a.dir);
+
+			a.keep = !h->seq_valid ? 2 : h->next_seq == v->seq ? 1 : 0;
+		}
 		if (have_sk_lookup) {
 			*(volatile __u8 *)&st->walking = 1;
 			asm volatile("" ::: "memory");
@@ -714,7 +700,7 @@ walked:
 			}
 		}
 		/* Framing events count per end, as when each end framed its own bytes. */
-		if (a.keep && pg_mirror(skb, v, st, server, &pre, &a))
+		if (a.keep && pg_mirror(skb, v, st, server, &a))
 			pg_apply(&a.o);
 		pg_apply(&a.o);
 walked_all:
