@@ -34,6 +34,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool bytes_at_close = false;
 /* Set by userspace between the iterator's passes. */
 __u32 iter_pass = AURUM_NET_ITER_LISTEN;
+/* Set by userspace once pending_iter is attached (owners in sk_storage only): bytes then go to
+ * the socket's own counters (sock_owner.tx_pending/rx_pending), which userspace reads with the
+ * iterator at each poll, and reach the owner's totals in net_procs when the socket closes or
+ * changes owner. That spares each send and receive a hash lookup and an atomic add on the
+ * owner's shared line (~50 ns a run on wrk against nginx). */
+__u32 pending_on = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -158,6 +164,29 @@ static __always_inline void count_established(const struct sock *sk, struct auru
 	o->flags |= AURUM_NET_F_ACTIVE;
 }
 
+/* A socket's pending bytes into its owner's totals: taken off the socket first, then added, so
+ * that a reader taking the totals before the pending bytes (userspace, NetCollector::poll) may
+ * miss them for one poll but never counts them twice. Bytes added meanwhile stay pending. */
+static __always_inline void flush_pending(struct aurum_sock_owner *o)
+{
+	__u64 tx = o->tx_pending, rx = o->rx_pending;
+	struct aurum_net_stats *s;
+
+	if ((!tx && !rx) || !o->owner.tgid)
+		return;
+	s = stats_get(&o->owner, 0);
+	if (!s)
+		return; /* counted as a loss; they stay pending, read by the iterator while it lives */
+	if (tx) {
+		__sync_fetch_and_add(&o->tx_pending, -tx);
+		__sync_fetch_and_add(&s->tx_bytes, tx);
+	}
+	if (rx) {
+		__sync_fetch_and_add(&o->rx_pending, -rx);
+		__sync_fetch_and_add(&s->rx_bytes, rx);
+	}
+}
+
 /* The calling task touches a socket it does not own (yet): it becomes the owner. */
 static __always_inline void take_over(const struct sock *sk, struct aurum_sock_owner *o, bool sks)
 {
@@ -169,6 +198,7 @@ static __always_inline void take_over(const struct sock *sk, struct aurum_sock_o
 	if (aurum_is_kthread(task))
 		return; /* kernel users of a socket (NFS, ktls) own nothing */
 	aurum_proc_key(task, &key);
+	flush_pending(o); /* the bytes so far were the old owner's */
 	if (o->dir == AURUM_SOCK_DIR_INBOUND) {
 		/* A server whose listener is not its acceptor (nginx, gunicorn): the next passive
 		 * opens on that port go to this process directly, sparing it a take-over each. */
@@ -210,6 +240,13 @@ static __always_inline void on_length(struct sock *sk, int ret, int flags, bool 
 		take_over(sk, o, sks);
 	if (!o->owner.tgid) {
 		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
+		return;
+	}
+	if (sks && pending_on) {
+		if (tx)
+			__sync_fetch_and_add(&o->tx_pending, ret);
+		else
+			__sync_fetch_and_add(&o->rx_pending, ret);
 		return;
 	}
 	s = stats_get(&o->owner, 0);
@@ -426,6 +463,13 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 {
 	__u64 addr = (__u64)sk;
 
+	/* Whatever it was (a connection, a failed connect, a listener), its bytes are final. */
+	if (sks && newstate == TCP_CLOSE && is_tcp(sk)) {
+		struct aurum_sock_owner *o = owner_get(sk, false, true);
+
+		if (o)
+			flush_pending(o);
+	}
 	on_state_body(sk, oldstate, newstate, sks);
 	/* sk_storage dies with the socket; the hash entry must not outlive it (addresses are
 	 * reused). A socket can be connected again after CLOSE: it starts from a new entry. */
@@ -589,6 +633,23 @@ int BPF_PROG(rst_recv_btf_h, struct sock *sk)
 
 	if (s)
 		__sync_fetch_and_add(&s->rst_recv, 1);
+	return 0;
+}
+
+/* Run by userspace at each poll over every socket's owner entry (pending_on): the bytes not yet
+ * in their owner's totals, per socket. */
+SEC("iter/bpf_sk_storage_map")
+int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct aurum_sock_owner *o = ctx->value;
+	struct aurum_net_pending rec = {};
+
+	if (!ctx->sk || !o || !o->owner.tgid || (!o->tx_pending && !o->rx_pending))
+		return 0;
+	rec.owner = o->owner;
+	rec.tx = o->tx_pending;
+	rec.rx = o->rx_pending;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 

@@ -58,6 +58,12 @@ enum aurum_net_loss {
 	AURUM_NET_LOSS_MAX = 4,
 };
 
+/* What the pending-bytes iterator writes per socket with bytes not yet in its owner's totals. */
+struct aurum_net_pending {
+	struct aurum_proc_key owner;
+	__u64 tx, rx;
+};
+
 /* Iterator passes over every task's socket files at start (see net.bpf.c). */
 enum aurum_net_iter_pass { AURUM_NET_ITER_LISTEN = 0, AURUM_NET_ITER_ESTABLISHED = 1 };
 #endif

@@ -22,5 +22,8 @@ struct aurum_sock_owner {
 	__u8 flags;                  /* component-private bits, see net.h */
 	__u16 peer_port;             /* remote port, host order (outbound: server_port) */
 	__u32 pad;
+	/* net: payload bytes sent and received since they were last added to the owner's totals
+	 * (net.bpf.c, pending_on); read live by an iterator, added at close or a change of owner. */
+	__u64 tx_pending, rx_pending;
 };
 #endif

@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "bpf/sock.h"
@@ -17,13 +18,15 @@
 
 namespace aurum {
 
-static_assert(sizeof(aurum_sock_owner) == 32, "aurum_sock_owner is shared with the L7 components");
+static_assert(sizeof(aurum_sock_owner) == 48, "aurum_sock_owner is shared with the L7 components");
+static_assert(sizeof(aurum_net_pending) == 32);
 static_assert(sizeof(aurum_net_listen_key) == 8);
 static_assert(sizeof(aurum_net_stats) % 8 == 0);
 
 struct NetCollector::Impl {
 	Skeleton<net_bpf> skel{net_bpf__open(), net_bpf__destroy, "net"};
-	bpf_link *iter = nullptr; // owned by the ProgramSet
+	bpf_link *iter = nullptr;    // owned by the ProgramSet
+	bpf_link *pending = nullptr; // likewise: pending_iter, over sock_owner
 };
 
 namespace {
@@ -39,7 +42,8 @@ const char *kFails[AURUM_NET_FAILS] = {"refused", "timeout", "other"};
 // feature probe of its own: where the load refuses it, the object is loaded again without those
 // variants (sk_in_tracing false) and the owners live in a hash keyed by socket address.
 std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retrans_err,
-				 std::function<bpf_link *(bpf_program *)> attach_iter)
+				 std::function<bpf_link *(bpf_program *)> attach_iter,
+				 std::function<bpf_link *(bpf_program *)> attach_pending)
 {
 	const std::vector<Feature> sk = {Feature::tp_btf, Feature::sk_storage};
 	const std::vector<Feature> h = {Feature::tp_btf};
@@ -64,7 +68,7 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		adopt.push_back({"bpf_iter", {"adopt_iter"}, sk});
 	if (length_tps)
 		adopt.push_back({"first_send_recv", {}, h});
-	return {
+	std::vector<HookSpec> hooks = {
 		{"inet_sock_set_state", false, "connections, connect duration, failed connects, listening ports, socket owners",
 		 two("state_btf"), {}},
 		{"sock_send_length", false, "transmitted bytes of live connections (counted at close instead)", bytes("send_btf"), {}},
@@ -75,6 +79,22 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
 		 adopt, std::move(attach_iter)},
 	};
+	// Bytes kept per socket and read live (only where sends and receives are counted one by one
+	// and the owner lives in sk_storage): without it each one is added to its owner's totals.
+	if (length_tps && sk_in_tracing)
+		hooks.push_back({"pending_iter", false, "no signal: bytes are then added to the owner's totals at each send and receive (~50 ns more a run)",
+				 {{"bpf_iter", {"pending_iter"}, sk}}, std::move(attach_pending)});
+	return hooks;
+}
+
+// The pending bytes of every live socket that has any (pending_iter's records).
+std::vector<aurum_net_pending> read_pending(bpf_link *link)
+{
+	std::vector<aurum_net_pending> out;
+	std::string raw = run_iter(link, "net: the pending-bytes iterator");
+	out.resize(raw.size() / sizeof(aurum_net_pending));
+	std::memcpy(out.data(), raw.data(), out.size() * sizeof(aurum_net_pending));
+	return out;
 }
 
 } // namespace
@@ -91,10 +111,23 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		auto *skel = impl_->skel.get();
 		programs_ = std::make_unique<ProgramSet>("net", skel->obj);
 		Impl *impl = impl_.get();
-		programs_->choose(net_hooks(length_tps, sk_in_tracing, retrans_err, [impl](bpf_program *p) {
-					  impl->iter = bpf_program__attach_iter(p, nullptr);
-					  return impl->iter;
-				  }),
+		auto attach_pending = [impl](bpf_program *p) {
+			bpf_iter_attach_opts o{};
+			bpf_iter_link_info info{};
+			o.sz = sizeof o;
+			info.map.map_fd = bpf_map__fd(impl->skel->maps.sock_owner);
+			o.link_info = &info;
+			o.link_info_len = sizeof info;
+			impl->pending = bpf_program__attach_iter(p, &o);
+			return impl->pending;
+		};
+		programs_->choose(net_hooks(
+					  length_tps, sk_in_tracing, retrans_err,
+					  [impl](bpf_program *p) {
+						  impl->iter = bpf_program__attach_iter(p, nullptr);
+						  return impl->iter;
+					  },
+					  attach_pending),
 				  features);
 		std::string state = programs_->chosen("inet_sock_set_state");
 		sk_owners_ = state == "tp_btf+sk_storage";
@@ -125,8 +158,12 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		return;
 	}
 	programs_->attach();
-	log::info("net: socket owners in %s; bytes from %s", sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
-		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length");
+	// From here the programs keep bytes on the socket; the iterator that reads them is attached.
+	if (impl_->pending)
+		impl_->skel->bss->pending_on = 1;
+	log::info("net: socket owners in %s; bytes from %s%s", sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
+		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length",
+		  impl_->pending ? ", kept per socket and read live" : "");
 	if (impl_->iter)
 		adopt_existing();
 	else
@@ -224,6 +261,46 @@ identity::ServiceId NetCollector::service_for(identity::ServiceDirectory &dir, c
 	return sid;
 }
 
+// The live sockets' pending bytes into the totals of their owners' services: the change since
+// the last poll, per owner (bytes that moved to net_procs meanwhile were counted there).
+void NetCollector::fold_pending(identity::ServiceDirectory &dir)
+{
+	std::map<aurum_proc_key, std::pair<std::uint64_t, std::uint64_t>, KeyLess> now;
+	try {
+		for (const auto &r : read_pending(impl_->pending)) {
+			auto &p = now[r.owner];
+			p.first += r.rx;
+			p.second += r.tx;
+		}
+	} catch (const Error &e) {
+		log::warn("%s", e.what());
+		return; // folded in as of the last poll; the next one catches up
+	}
+	// v + now - before, never below zero (a service whose totals were dropped starts again).
+	auto move = [](std::uint64_t &v, std::uint64_t now_pending, std::uint64_t before) {
+		v = v + now_pending >= before ? v + now_pending - before : 0;
+	};
+	for (auto &[key, s] : seen_) {
+		if ((s.pend_rx || s.pend_tx) && !now.count(key)) {
+			auto t = totals_.find(s.service);
+			if (t != totals_.end()) {
+				move(t->second.rx, 0, s.pend_rx);
+				move(t->second.tx, 0, s.pend_tx);
+			}
+			s.pend_rx = s.pend_tx = 0;
+		}
+	}
+	for (const auto &[key, p] : now) {
+		identity::ServiceId sid = service_for(dir, key, "");
+		auto &s = seen_[key];
+		auto &t = totals_[sid];
+		move(t.rx, p.first, s.pend_rx);
+		move(t.tx, p.second, s.pend_tx);
+		s.pend_rx = p.first;
+		s.pend_tx = p.second;
+	}
+}
+
 void NetCollector::poll(identity::ServiceDirectory &dir)
 {
 	if (!unavailable_.empty())
@@ -268,6 +345,15 @@ void NetCollector::poll(identity::ServiceDirectory &dir)
 		s.dead = true;
 		s.died = now;
 	}
+	// After net_procs, never before: a socket's bytes leave its pending counters before they
+	// reach net_procs (flush_pending), so in this order a poll may miss them once, never count
+	// them twice.
+	if (impl_->pending)
+		fold_pending(dir);
+	for (auto &[sid, t] : totals_) {
+		t.rx_shown = std::max(t.rx_shown, t.rx);
+		t.tx_shown = std::max(t.tx_shown, t.tx);
+	}
 
 	listen_.clear();
 	ports_by_pid_.clear();
@@ -300,7 +386,9 @@ void NetCollector::poll(identity::ServiceDirectory &dir)
 			s.dead = true;
 			s.died = now;
 		}
-		it = s.dead && now - s.died > kDeadGrace ? seen_.erase(it) : std::next(it);
+		// One with pending bytes still folded in stays: they must come out when they move.
+		bool gone = s.dead && now - s.died > kDeadGrace && !s.pend_rx && !s.pend_tx;
+		it = gone ? seen_.erase(it) : std::next(it);
 	}
 }
 
@@ -341,8 +429,8 @@ void NetCollector::collect(const identity::ServiceDirectory &dir, std::vector<pr
 	};
 	for (const auto &[sid, t] : totals_) {
 		auto labels = dir.labels(sid);
-		metrics::add_counter(io, with(labels, "network_io_direction", "receive"), static_cast<double>(t.rx));
-		metrics::add_counter(io, with(labels, "network_io_direction", "transmit"), static_cast<double>(t.tx));
+		metrics::add_counter(io, with(labels, "network_io_direction", "receive"), static_cast<double>(t.rx_shown));
+		metrics::add_counter(io, with(labels, "network_io_direction", "transmit"), static_cast<double>(t.tx_shown));
 		for (int d = 0; d < AURUM_NET_DIRS; d++) {
 			metrics::add_counter(opened, with(labels, "direction", kDirs[d]), static_cast<double>(t.opened[d]));
 			metrics::add_counter(closed, with(labels, "direction", kDirs[d]), static_cast<double>(t.closed[d]));

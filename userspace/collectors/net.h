@@ -46,6 +46,10 @@ public:
 private:
 	struct Totals {
 		std::uint64_t rx = 0, tx = 0, retrans = 0, rst_sent = 0, rst_recv = 0;
+		// What is exported: rx and tx never shown lower than before. With pending bytes (see
+		// poll) a poll may miss bytes that were on their way from a socket to net_procs;
+		// the next one has them again.
+		std::uint64_t rx_shown = 0, tx_shown = 0;
 		std::uint64_t opened[AURUM_NET_DIRS] = {}, closed[AURUM_NET_DIRS] = {};
 		std::int64_t active[AURUM_NET_DIRS] = {};
 		std::uint64_t failed[AURUM_NET_FAILS] = {};
@@ -54,6 +58,7 @@ private:
 	};
 	struct Seen {
 		aurum_net_stats last{};
+		std::uint64_t pend_rx = 0, pend_tx = 0; // live sockets' pending bytes, as last folded in
 		identity::ServiceId service = 0;
 		bool dead = false;
 		std::chrono::steady_clock::time_point died{};
@@ -66,6 +71,7 @@ private:
 	};
 	identity::ServiceId service_for(identity::ServiceDirectory &dir, const aurum_proc_key &key, const char *comm);
 	void adopt_existing();
+	void fold_pending(identity::ServiceDirectory &dir);
 	void adopt_listeners_from_proc();
 
 	struct Impl;
