@@ -73,15 +73,12 @@ std::vector<HookSpec> http_hooks(const Features &f, std::function<bpf_link *(bpf
 // The in-flight iterator's output: aurum_http_inflight records.
 std::vector<aurum_http_inflight> read_inflight(bpf_link *link)
 {
-	std::vector<aurum_http_inflight> out;
 	try {
-		std::string raw = run_iter(link, "http: the in-flight iterator");
-		out.resize(raw.size() / sizeof(aurum_http_inflight));
-		std::memcpy(out.data(), raw.data(), out.size() * sizeof(aurum_http_inflight));
+		return run_iter_records<aurum_http_inflight>(link, "http: the in-flight iterator");
 	} catch (const Error &e) {
 		log::warn("%s", e.what());
 	}
-	return out;
+	return {};
 }
 
 int on_ringbuf(void *ctx, void *data, size_t size)
@@ -167,13 +164,7 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 	auto *skel = impl_->skel.get();
 	programs_ = std::make_unique<ProgramSet>("http", skel->obj);
 	auto attach_iter = [impl = impl_.get()](bpf_program *p) {
-		bpf_iter_attach_opts o{};
-		bpf_iter_link_info info{};
-		o.sz = sizeof o;
-		info.map.map_fd = bpf_map__fd(impl->skel->maps.http_sk);
-		o.link_info = &info;
-		o.link_info_len = sizeof info;
-		impl->inflight = bpf_program__attach_iter(p, &o);
+		impl->inflight = attach_map_iter(p, bpf_map__fd(impl->skel->maps.http_sk));
 		return impl->inflight;
 	};
 	programs_->choose(http_hooks(features, attach_iter), features);

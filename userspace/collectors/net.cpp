@@ -87,15 +87,7 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 	return hooks;
 }
 
-// The pending bytes of every live socket that has any (pending_iter's records).
-std::vector<aurum_net_pending> read_pending(bpf_link *link)
-{
-	std::vector<aurum_net_pending> out;
-	std::string raw = run_iter(link, "net: the pending-bytes iterator");
-	out.resize(raw.size() / sizeof(aurum_net_pending));
-	std::memcpy(out.data(), raw.data(), out.size() * sizeof(aurum_net_pending));
-	return out;
-}
+
 
 } // namespace
 
@@ -112,13 +104,7 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		programs_ = std::make_unique<ProgramSet>("net", skel->obj);
 		Impl *impl = impl_.get();
 		auto attach_pending = [impl](bpf_program *p) {
-			bpf_iter_attach_opts o{};
-			bpf_iter_link_info info{};
-			o.sz = sizeof o;
-			info.map.map_fd = bpf_map__fd(impl->skel->maps.sock_owner);
-			o.link_info = &info;
-			o.link_info_len = sizeof info;
-			impl->pending = bpf_program__attach_iter(p, &o);
+			impl->pending = attach_map_iter(p, bpf_map__fd(impl->skel->maps.sock_owner));
 			return impl->pending;
 		};
 		programs_->choose(net_hooks(
@@ -267,7 +253,7 @@ void NetCollector::fold_pending(identity::ServiceDirectory &dir)
 {
 	std::map<aurum_proc_key, std::pair<std::uint64_t, std::uint64_t>, KeyLess> now;
 	try {
-		for (const auto &r : read_pending(impl_->pending)) {
+		for (const auto &r : run_iter_records<aurum_net_pending>(impl_->pending, "net: the pending-bytes iterator")) {
 			auto &p = now[r.owner];
 			p.first += r.rx;
 			p.second += r.tx;

@@ -28,4 +28,15 @@ std::string run_iter(bpf_link *link, const std::string &what)
 	}
 }
 
+bpf_link *attach_map_iter(bpf_program *prog, int map_fd)
+{
+	bpf_iter_attach_opts o{};
+	bpf_iter_link_info info{};
+	o.sz = sizeof o;
+	info.map.map_fd = static_cast<__u32>(map_fd);
+	o.link_info = &info;
+	o.link_info_len = sizeof info;
+	return bpf_program__attach_iter(prog, &o);
+}
+
 } // namespace aurum
