@@ -351,14 +351,13 @@ __noinline int http_duration_slot(__u64 d)
 	return aurum_http_duration_slot(d, duration_bounds);
 }
 
-static __always_inline void add_size(__u64 *count, __u64 *sum, __u64 *slots, __s64 v)
+static __always_inline void add_size(__u64 *sum, __u64 *slots, __s64 v)
 {
 	__u32 slot;
 
 	if (v < 0)
 		return;
 	slot = http_size_slot(v);
-	__sync_fetch_and_add(count, 1);
 	__sync_fetch_and_add(sum, v);
 	/* The 6.1 verifier loses the bound of the compare below on the copy clang indexes with. */
 	asm volatile("%[s] &= 31" : [s] "+r"(slot));
@@ -401,13 +400,12 @@ static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32
 	}
 	if (s) {
 		slot = http_duration_slot(d);
-		__sync_fetch_and_add(&s->count, 1);
 		__sync_fetch_and_add(&s->sum_ns, d);
 		asm volatile("%[s] &= 63" : [s] "+r"(slot));
 		if (slot < AURUM_HTTP_SLOTS)
 			__sync_fetch_and_add(&s->slots[slot], 1);
-		add_size(&s->req_body_count, &s->req_body_sum, s->req_body_slots, req->body);
-		add_size(&s->resp_body_count, &s->resp_body_sum, s->resp_body_slots, m->body);
+		add_size(&s->req_body_sum, s->req_body_slots, req->body);
+		add_size(&s->resp_body_sum, s->resp_body_slots, m->body);
 	} else {
 		lose(AURUM_HTTP_LOSS_STATS_FULL);
 	}

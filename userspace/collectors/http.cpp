@@ -239,7 +239,6 @@ void HttpCollector::on_event(const aurum_http_event &e)
 	std::string_view line(e.target, n);
 	std::string route = routes_.route(std::to_string(sid), proto::http_request_target(line));
 	auto &h = totals_[{sid, e.side, e.method, e.status, e.port, route, ""}];
-	h.count++;
 	h.sum_ns += e.duration_ns;
 	static const __u64 bounds[64] = AURUM_HTTP_BOUNDS_NS;
 	h.slots[aurum_http_duration_slot(e.duration_ns, bounds)]++;
@@ -290,12 +289,13 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 		// With routes on, the server side comes from the ringbuf (it carries the route).
 		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {
 			auto &h = totals_[series];
-			h.count += v.count - seen.last.count;
 			h.sum_ns += v.sum_ns - seen.last.sum_ns;
 			for (int i = 0; i < AURUM_HTTP_SLOTS; i++)
 				h.slots[i] += v.slots[i] - seen.last.slots[i];
 		}
-		if (v.req_body_count != seen.last.req_body_count || v.resp_body_count != seen.last.resp_body_count) {
+		if (v.req_body_sum != seen.last.req_body_sum || v.resp_body_sum != seen.last.resp_body_sum ||
+		    std::memcmp(v.req_body_slots, seen.last.req_body_slots, sizeof v.req_body_slots) ||
+		    std::memcmp(v.resp_body_slots, seen.last.resp_body_slots, sizeof v.resp_body_slots)) {
 			auto &b = sizes_[series];
 			b.req.sum += v.req_body_sum - seen.last.req_body_sum;
 			b.resp.sum += v.resp_body_sum - seen.last.resp_body_sum;

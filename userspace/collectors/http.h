@@ -55,7 +55,7 @@ public:
 
 private:
 	struct Hist {
-		std::uint64_t count = 0, sum_ns = 0;
+		std::uint64_t sum_ns = 0;
 		std::array<std::uint64_t, AURUM_HTTP_SLOTS> slots{};
 	};
 	struct Sizes {
