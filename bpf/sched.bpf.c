@@ -5,7 +5,9 @@
  *   attach:  tp_btf (typed args, 5.5+)  |  raw_tp (4.17+)
  *   threads: task storage (5.11+, tp_btf only: it needs a BTF task pointer)  |  LRU hash by tid
  * Every program below is one attach x storage combination of the same inline body; the losers
- * are not loaded (bpf_program__set_autoload), and the unused thread map is not created. */
+ * are not loaded (bpf_program__set_autoload), and the unused thread map is not created.
+ * With task storage, an iter/task program (pending_iter) lets the switch keep CPU time and waits
+ * per thread instead of adding them to the process at every switch (see pending_on). */
 #include "common.bpf.h"
 #include "sched.h"
 #include "proto/hist.h"
@@ -13,6 +15,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define TASK_RUNNING 0
+#define TASK_DEAD 0x80 /* include/linux/sched.h: set by do_task_dead() before the last switch */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -25,7 +28,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct aurum_sched_thread);
+	__type(value, struct aurum_sched_thread_ts);
 } sched_thr_ts SEC(".maps");
 
 struct {
@@ -52,6 +55,15 @@ struct {
 /* CLOCK_MONOTONIC at load, set by userspace: a thread started later has all of its runtime
  * counted; one started earlier only what it runs after we first see it. */
 const volatile __u64 loaded_ns = 0;
+/* Set by userspace once pending_iter is attached (task storage only). From then on a switch
+ * no longer adds the thread's CPU time and wait to its process's entry in sched_procs: the CPU
+ * time stays in the kernel's own se.sum_exec_runtime, above the thread's baseline runtime_ns,
+ * and waits in the thread's storage (aurum_sched_thread_ts), which userspace reads with the
+ * iterator at each poll; both reach sched_procs when the thread dies. That spares nearly every
+ * switch a hash lookup and atomic adds on the process's shared line (which bounces between
+ * CPUs for a multi-threaded process). Before it is set (or if the iterator cannot attach),
+ * every switch-out adds as it always did, so nothing is ever lost. */
+__u32 pending_on = 0;
 
 static const struct aurum_sched_stats zero_stats;
 static const struct aurum_sched_thread zero_thread;
@@ -108,10 +120,15 @@ static __always_inline struct aurum_sched_thread *thread_get(struct task_struct 
 	__u32 tid;
 
 	if (use_ts) {
-		th = bpf_task_storage_get(&sched_thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (th && !th->key.tgid)
-			thread_init(t, btf, th, TASK_READ(btf, t, start_time));
-		return th;
+		struct aurum_sched_thread_ts *ts =
+			bpf_task_storage_get(&sched_thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+		if (!ts)
+			return NULL;
+		/* New storage is zeroed: its pending waits start empty. */
+		if (!ts->th.key.tgid)
+			thread_init(t, btf, &ts->th, TASK_READ(btf, t, start_time));
+		return &ts->th;
 	}
 	tid = TASK_READ(btf, t, pid);
 	th = bpf_map_lookup_elem(&sched_thr_h, &tid);
@@ -158,6 +175,73 @@ static __always_inline long task_state(struct task_struct *t, bool btf)
 	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
 }
 
+/* One wait into a process's totals (the per-switch path). */
+static __always_inline void stats_add_wait(struct aurum_sched_stats *s, __u64 wait)
+{
+	__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
+
+	/* Bounded on the register used for the access: older verifiers (5.10, 6.1) lose it across
+	 * a spill. */
+	asm volatile("" : "+r"(slot));
+	if (slot < AURUM_RQ_SLOTS)
+		__sync_fetch_and_add(&s->rq_slots[slot], 1);
+	__sync_fetch_and_add(&s->rq_count, 1);
+	__sync_fetch_and_add(&s->rq_sum_ns, wait);
+}
+
+/* One wait into the thread's own pending figures: plain adds, as only this thread's switch-in
+ * (or its own last switch-out, below) writes them, and a thread is on one CPU at a time. */
+static __always_inline void pending_add_wait(struct aurum_sched_thread_ts *ts, __u64 wait)
+{
+	__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
+
+	asm volatile("" : "+r"(slot));
+	if (slot < AURUM_RQ_SLOTS)
+		ts->rq_slots[slot]++;
+	ts->rq_sum_ns += wait;
+}
+
+/* A dying thread's last switch-out: its CPU time since the baseline and its pending waits into
+ * its process's entry. Taken off the thread first (baseline moved, figures zeroed), then added,
+ * so that userspace, which reads sched_procs before running the iterator, may miss them for one
+ * poll but never counts them twice. Where the entry cannot be had (map full, counted as a loss)
+ * they stay on the thread, which the iterator visits only until it is reaped: lost, and counted.
+ * (Threads killed by an execve's de_thread() die the same way; the thread that execs keeps its
+ * storage and its process key, as de_thread() gives it the leader's start time.) */
+static __always_inline void pending_flush(struct task_struct *t, struct aurum_sched_thread_ts *ts,
+					  __u64 runtime)
+{
+	struct aurum_sched_thread *th = &ts->th;
+	__u64 ran = runtime > th->runtime_ns ? runtime - th->runtime_ns : 0;
+	__u64 rq_sum = ts->rq_sum_ns, slots[AURUM_RQ_SLOTS], count = 0;
+	struct aurum_sched_stats *s;
+
+	if (!ran && !rq_sum)
+		return;
+	s = stats_get(t, &th->key);
+	if (!s)
+		return;
+	th->runtime_ns = runtime;
+	ts->rq_sum_ns = 0;
+	for (int i = 0; i < AURUM_RQ_SLOTS; i++) {
+		slots[i] = ts->rq_slots[i];
+		ts->rq_slots[i] = 0;
+		count += slots[i];
+	}
+	/* The stores above before the adds below: the atomics are full barriers on the CPU (x86
+	 * stores are ordered anyway); this keeps the compiler from sinking the stores. */
+	asm volatile("" ::: "memory");
+	if (ran)
+		__sync_fetch_and_add(&s->cpu_ns, ran);
+	if (rq_sum) {
+		for (int i = 0; i < AURUM_RQ_SLOTS; i++)
+			if (slots[i])
+				__sync_fetch_and_add(&s->rq_slots[i], slots[i]);
+		__sync_fetch_and_add(&s->rq_count, count);
+		__sync_fetch_and_add(&s->rq_sum_ns, rq_sum);
+	}
+}
+
 static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next, bool use_ts,
 				      bool btf)
 {
@@ -166,6 +250,41 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 	struct aurum_sched_stats *s;
 	struct aurum_sched_cur *cur;
 	__u32 zero = 0;
+
+	/* Pending mode (task storage, pending_on): prev's CPU time stays in se.sum_exec_runtime
+	 * and its waits in its storage, unless it is dying; next's wait goes to its storage. */
+	if (use_ts && pending_on) {
+		if (user_task(prev, btf)) {
+			th = thread_get(prev, use_ts, btf);
+			if (th) {
+				struct aurum_sched_thread_ts *ts = (struct aurum_sched_thread_ts *)th;
+				long state = task_state(prev, btf);
+
+				/* A wait measured by the per-switch path just before pending_on was set. */
+				if (th->rq_wait_ns) {
+					pending_add_wait(ts, th->rq_wait_ns);
+					th->rq_wait_ns = 0;
+				}
+				if (state & TASK_DEAD)
+					pending_flush(prev, ts, TASK_READ(btf, prev, se.sum_exec_runtime));
+				th->oncpu_ns = 0;
+				if (state == TASK_RUNNING)
+					th->enqueue_ns = now;
+			}
+		}
+		/* No sched_cur: the iterator reads a running thread's se.sum_exec_runtime, which
+		 * the tick keeps current, so there is no in-flight time to estimate. */
+		if (!user_task(next, btf))
+			return;
+		th = thread_get(next, use_ts, btf);
+		if (!th)
+			return;
+		if (th->enqueue_ns && now > th->enqueue_ns)
+			pending_add_wait((struct aurum_sched_thread_ts *)th, now - th->enqueue_ns);
+		th->enqueue_ns = 0;
+		th->oncpu_ns = now;
+		return;
+	}
 
 	/* prev: close its slice and record the wait that preceded it, with one lookup of its
 	 * process; if it was preempted it is still runnable, so a new wait starts now. */
@@ -181,17 +300,8 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 				if (s) {
 					if (ran)
 						__sync_fetch_and_add(&s->cpu_ns, ran);
-					if (wait) {
-						__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
-
-						/* Bounded on the register used for the access: older
-						 * verifiers (5.10, 6.1) lose it across a spill. */
-						asm volatile("" : "+r"(slot));
-						if (slot < AURUM_RQ_SLOTS)
-							__sync_fetch_and_add(&s->rq_slots[slot], 1);
-						__sync_fetch_and_add(&s->rq_count, 1);
-						__sync_fetch_and_add(&s->rq_sum_ns, wait);
-					}
+					if (wait)
+						stats_add_wait(s, wait);
 				}
 			}
 			th->runtime_ns = runtime;
@@ -323,6 +433,33 @@ SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(wakeup_new_raw_h, struct task_struct *p)
 {
 	on_wakeup(p, false, false);
+	return 0;
+}
+
+/* Run by userspace at each poll (pending_on): every thread's CPU time and waits not yet in
+ * its process's entry. No storage is created here: a thread without any has nothing pending. */
+SEC("iter/task")
+int pending_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct aurum_sched_thread_ts *ts;
+	struct aurum_sched_pending rec;
+	__u64 runtime;
+
+	if (!task)
+		return 0;
+	ts = bpf_task_storage_get(&sched_thr_ts, task, 0, 0);
+	if (!ts || !ts->th.key.tgid)
+		return 0;
+	runtime = task->se.sum_exec_runtime;
+	rec.key = ts->th.key;
+	rec.cpu_ns = runtime > ts->th.runtime_ns ? runtime - ts->th.runtime_ns : 0;
+	rec.rq_sum_ns = ts->rq_sum_ns;
+	if (!rec.cpu_ns && !rec.rq_sum_ns)
+		return 0;
+	for (int i = 0; i < AURUM_RQ_SLOTS; i++)
+		rec.rq_slots[i] = ts->rq_slots[i];
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 

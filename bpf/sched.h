@@ -10,7 +10,8 @@
 #define AURUM_CMDLINE_LEN 128
 
 struct aurum_sched_stats {
-	__u64 cpu_ns;       /* on-CPU time of every thread (se.sum_exec_runtime deltas), at switch-out */
+	__u64 cpu_ns;       /* on-CPU time of every thread (se.sum_exec_runtime deltas), at switch-out,
+			     * or in pending mode (sched.bpf.c, pending_on) when the thread dies */
 	__u64 rq_count;
 	__u64 rq_sum_ns;
 	__u64 rq_slots[AURUM_RQ_SLOTS];
@@ -46,9 +47,30 @@ struct aurum_sched_thread {
 	 * switch-out: the part not yet added to the process. Taking deltas of the kernel's
 	 * counter rather than timing switch-in to switch-out means that a switch this thread's
 	 * state missed (storage not created yet, its creation refused while another program held
-	 * the task-storage lock) loses nothing: the next switch-out adds it. */
+	 * the task-storage lock) loses nothing: the next switch-out adds it. In pending mode it
+	 * moves only when the thread dies: the iterator reads the rest live. */
 	__u64 runtime_ns;
 	__u64 start_ns;   /* the thread's start_time: tells a reused tid in the hash */
+};
+
+/* Task storage only: what the thread's state holds beyond the above once userspace reads it
+ * with the iterator (sched.bpf.c, pending_on): run-queue waits not yet in its process's
+ * sched_procs entry, written only by the thread's own switch-in, flushed when it dies. Their
+ * count is the sum of the slots (one store fewer per wait). Not in the hash variants' values
+ * (an LRU hash is preallocated: 65536 x 208 bytes). */
+struct aurum_sched_thread_ts {
+	struct aurum_sched_thread th;
+	__u64 rq_sum_ns;
+	__u64 rq_slots[AURUM_RQ_SLOTS];
+};
+
+/* What the pending iterator writes per live thread with anything not yet in sched_procs: its
+ * CPU time since its baseline (se.sum_exec_runtime - runtime_ns) and its pending waits. */
+struct aurum_sched_pending {
+	struct aurum_proc_key key;
+	__u64 cpu_ns;
+	__u64 rq_sum_ns;
+	__u64 rq_slots[AURUM_RQ_SLOTS];
 };
 
 enum aurum_sched_loss {

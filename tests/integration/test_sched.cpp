@@ -126,6 +126,61 @@ TEST(Sched, ExitedProcessKeepsItsCpuTime)
 	EXPECT_EQ(value(s, "aurum_service_processes", {{"service_name", "burner-gone"}}), 0.0);
 }
 
+// Threads that burn CPU and then stay alive, asleep: with task storage their CPU time and waits
+// are read from the threads themselves at each poll (sched.bpf.c pending_iter), as no switch adds
+// them to the process until a thread dies. Python's GIL hands over between the burning threads
+// every 5 ms, so they also wake each other (waits measured at each switch-in).
+TEST(Sched, LiveThreadsCpuTimeAndWaitsMatchProc)
+{
+	AURUM_REQUIRE_ROOT();
+	Agent agent;
+	const char *script = R"(
+import signal, threading, time
+def burn(done):
+    start = time.thread_time()
+    while time.thread_time() - start < 0.5:
+        pass
+    done.set()
+    threading.Event().wait()
+events = [threading.Event() for _ in range(3)]
+for e in events:
+    threading.Thread(target=burn, args=(e,), daemon=True).start()
+for e in events:
+    e.wait()
+print('done', flush=True)
+signal.pause()
+)";
+	Process py({"/usr/bin/python3", "-c", script}, {"OTEL_SERVICE_NAME=sched-live"}, true);
+	ASSERT_TRUE(py.wait_line("done", 60s));
+	std::this_thread::sleep_for(200ms);
+	double expected = proc_cpu_seconds(py.pid());
+	auto s = agent.samples();
+	auto cpu = value(s, "process_cpu_time_seconds_total", {{"service_name", "sched-live"}});
+	ASSERT_TRUE(cpu.has_value());
+	std::printf("live threads: reported %.6f s, /proc %.6f s\n", *cpu, expected);
+	EXPECT_GT(expected, 1.4);
+	EXPECT_NEAR(*cpu, expected, expected * 0.05);
+	auto count = value(s, "aurum_cpu_runqueue_latency_seconds_count", {{"service_name", "sched-live"}});
+	auto total = value(s, "aurum_cpu_runqueue_latency_seconds_sum", {{"service_name", "sched-live"}});
+	ASSERT_TRUE(count.has_value());
+	ASSERT_TRUE(total.has_value());
+	EXPECT_GT(*count, 0);
+	EXPECT_GT(*total, 0);
+	auto buckets = select(s, "aurum_cpu_runqueue_latency_seconds_bucket", {{"service_name", "sched-live"}});
+	ASSERT_FALSE(buckets.empty());
+	EXPECT_EQ(buckets.back().value, *count);
+	// The threads sleep: the next scrape folds the same figures again, not twice, never less.
+	auto s2 = agent.samples();
+	auto cpu2 = value(s2, "process_cpu_time_seconds_total", {{"service_name", "sched-live"}});
+	auto count2 = value(s2, "aurum_cpu_runqueue_latency_seconds_count", {{"service_name", "sched-live"}});
+	ASSERT_TRUE(cpu2.has_value());
+	ASSERT_TRUE(count2.has_value());
+	EXPECT_GE(*cpu2, *cpu);
+	EXPECT_NEAR(*cpu2, expected, expected * 0.05);
+	EXPECT_GE(*count2, *count);
+	EXPECT_LT(*count2, 2 * *count);
+}
+
 TEST(Agent, HealthProbesAndSelfMetrics)
 {
 	AURUM_REQUIRE_ROOT();

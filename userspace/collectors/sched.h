@@ -30,10 +30,23 @@ private:
 		std::uint64_t cpu_ns = 0, cpu_reported_ns = 0;
 		std::uint64_t rq_count = 0, rq_sum_ns = 0;
 		std::uint64_t rq_slots[AURUM_RQ_SLOTS] = {};
+		// What is exported of the histogram: each figure never lower than before. With
+		// pending figures (see poll) a poll may miss some on their way from a dying thread to
+		// sched_procs; the next one has them again. The count is the sum of the slots.
+		std::uint64_t rq_sum_shown = 0;
+		std::uint64_t rq_slots_shown[AURUM_RQ_SLOTS] = {};
+	};
+	// Live threads' pending figures of one process (pending_iter's records, summed).
+	struct Pending {
+		std::uint64_t cpu_ns = 0, rq_sum_ns = 0;
+		std::uint64_t rq_slots[AURUM_RQ_SLOTS] = {};
+		bool empty() const { return !cpu_ns && !rq_sum_ns; }
 	};
 	struct Seen {
 		aurum_sched_stats last{};
+		Pending pend; // as last folded into the service's totals
 		identity::ServiceId service = 0;
+		bool in_map = false; // has an entry in sched_procs (as of the last walk)
 	};
 	struct KeyLess {
 		bool operator()(const aurum_proc_key &a, const aurum_proc_key &b) const
@@ -41,6 +54,10 @@ private:
 			return a.tgid != b.tgid ? a.tgid < b.tgid : a.start_ns < b.start_ns;
 		}
 	};
+	identity::ServiceId service_for(identity::ServiceDirectory &dir, const aurum_proc_key &key);
+	void fold_pending(identity::ServiceDirectory &dir);
+	void fold_inflight(identity::ServiceDirectory &dir);
+
 	struct Impl;
 	std::unique_ptr<Impl> impl_;
 	std::unique_ptr<ProgramSet> programs_;
