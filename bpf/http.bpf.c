@@ -16,6 +16,7 @@
  * server port); only the route, when asked for, goes through a ringbuf. */
 #include "common.bpf.h"
 #include "http.h"
+#include "loopback.bpf.h"
 #include "sock_owner.bpf.h"
 #include "stream_ports.bpf.h"
 #include "proto/http.h"
@@ -29,8 +30,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 #define AF_INET6 10
-#define TCP_LISTEN 10
-#define LOOPBACK_IFINDEX 1 /* "lo" is the first device of every network namespace */
 
 const volatile struct aurum_http_config cfg = {};
 /* bpf_get_current_task and bpf_probe_read_kernel in cgroup_skb programs: set from a probe. A
@@ -699,44 +698,6 @@ static __always_inline struct http_sk *state_of(struct __sk_buff *skb, struct bp
 	return st;
 }
 
-/* The socket that receives this loopback segment, found by the segment's own addresses (the
- * lookup a receiving host does), with a reference the caller drops; 0 if none or a listener. */
-static __always_inline struct bpf_sock *receiver_of(struct __sk_buff *skb, const struct segment *s)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct bpf_sock_tuple t = {};
-	struct bpf_sock *r;
-	__u32 size;
-
-	if (s->v6) {
-		struct ipv6hdr *ip6 = data;
-
-		if ((void *)(ip6 + 1) > end)
-			return 0;
-		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
-		t.ipv6.sport = bpf_htons(s->sport);
-		t.ipv6.dport = bpf_htons(s->dport);
-		size = sizeof(t.ipv6);
-	} else {
-		struct iphdr *ip = data;
-
-		if ((void *)(ip + 1) > end)
-			return 0;
-		t.ipv4.saddr = ip->saddr;
-		t.ipv4.daddr = ip->daddr;
-		t.ipv4.sport = bpf_htons(s->sport);
-		t.ipv4.dport = bpf_htons(s->dport);
-		size = sizeof(t.ipv4);
-	}
-	r = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
-	if (r && r->state == TCP_LISTEN) {
-		bpf_sk_release(r);
-		return 0;
-	}
-	return r;
-}
 
 /* One TCP segment at one end; on loopback the receiving end too (peer: its socket and state, both
  * non-zero or both zero). Its sender's egress parses it for both, and the receiver's ingress
@@ -834,8 +795,8 @@ static __always_inline void on_segment(struct __sk_buff *skb, const struct segme
 	/* Loopback: the receiving socket is on this host, and this segment reaches its ingress hook
 	 * next. Parsing it here for both ends halves the parsing of local traffic (docs/http-design.md,
 	 * Loopback). The receiver's state is made here if it has none: its peer speaks HTTP. */
-	if (!ingress && have_sk_lookup && skb->ifindex == LOOPBACK_IFINDEX) {
-		struct bpf_sock *rx = receiver_of(skb, seg);
+	if (!ingress && have_sk_lookup && skb->ifindex == AURUM_LOOPBACK_IFINDEX) {
+		struct bpf_sock *rx = aurum_loopback_receiver(skb, seg->v6, seg->sport, seg->dport);
 
 		if (rx) {
 			struct http_sk *pst = bpf_sk_storage_get(&http_sk, rx, 0, BPF_SK_STORAGE_GET_F_CREATE);

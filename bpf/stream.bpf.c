@@ -3,6 +3,7 @@
  * cgroup_skb sees every socket of every process in the hierarchy; sockets of processes in
  * cgroups outside it (and Unix-domain sockets) are not seen. */
 #include "common.bpf.h"
+#include "loopback.bpf.h"
 #include "sock_owner.bpf.h"
 #include "stream_ports.bpf.h"
 #include "stream.h"
@@ -15,9 +16,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
-#define TCP_LISTEN 10
-/* "lo" is the first device registered in every network namespace (loopback_net_init). */
-#define LOOPBACK_IFINDEX 1
 
 /* bpf_sk_lookup_tcp and bpf_sk_release in cgroup_skb programs, and not forced off: on loopback the
  * sender of a PostgreSQL segment frames it for the receiving socket as well (pg_mirror). False,
@@ -460,45 +458,6 @@ static __always_inline void pg_apply(const struct aurum_pgsql_out *o)
  * ingress, one end's state could not be made, more queries ended than are kept) nothing is copied
  * and the receiver's ingress frames the segment itself, as without the mirror: the positions
  * decide, so no byte is framed twice or skipped for either end. */
-/* The socket this loopback segment is for, found by the segment's own addresses (what the
- * receiving stack looks up), with a reference the caller drops; 0 if none, or a listener (the
- * handshake is not done: the request socket stands for the connection). */
-static __always_inline struct bpf_sock *pg_receiver(struct __sk_buff *skb, const struct tcp_view *v)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct bpf_sock_tuple t = {};
-	struct bpf_sock *rx;
-	__u32 size;
-
-	if (v->v6) {
-		struct ipv6hdr *ip6 = data;
-
-		if ((void *)(ip6 + 1) > end)
-			return 0;
-		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
-		t.ipv6.sport = bpf_htons(v->sport);
-		t.ipv6.dport = bpf_htons(v->dport);
-		size = sizeof(t.ipv6);
-	} else {
-		struct iphdr *ip = data;
-
-		if ((void *)(ip + 1) > end)
-			return 0;
-		t.ipv4.saddr = ip->saddr;
-		t.ipv4.daddr = ip->daddr;
-		t.ipv4.sport = bpf_htons(v->sport);
-		t.ipv4.dport = bpf_htons(v->dport);
-		size = sizeof(t.ipv4);
-	}
-	rx = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
-	if (rx && rx->state == TCP_LISTEN) {
-		bpf_sk_release(rx);
-		return 0;
-	}
-	return rx;
-}
 
 /* The receiver takes the sender's conn and the queries the walk ended, if it had framed this
  * direction up to where the segment starts (a->keep, seq) and the other direction as far as the
@@ -557,7 +516,7 @@ __noinline int pg_mirror_take(struct pg_sock *peer, struct pg_sock *st, const st
 static __always_inline bool pg_mirror(struct __sk_buff *skb, const struct tcp_view *v, struct pg_sock *st,
 				      bool server, const struct pg_args *a)
 {
-	struct bpf_sock *rx = pg_receiver(skb, v);
+	struct bpf_sock *rx = aurum_loopback_receiver(skb, v->v6, v->sport, v->dport);
 	struct pg_sock *peer;
 
 	if (!rx) {
@@ -651,7 +610,7 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 		a.dir = ingress == server ? AURUM_PGSQL_FRONTEND : AURUM_PGSQL_BACKEND;
 		/* On loopback this end frames the segment for the receiver too (pg_mirror), when it
 		 * continues this end's framing exactly (not a retransmission). */
-		if (have_sk_lookup && !ingress && skb->ifindex == LOOPBACK_IFINDEX) {
+		if (have_sk_lookup && !ingress && skb->ifindex == AURUM_LOOPBACK_IFINDEX) {
 			struct aurum_pgsql_half *h = aurum_pgsql_half_of(&st->c, a.dir);
 
 			a.keep = !h->seq_valid ? 2 : h->next_seq == v->seq ? 1 : 0;
