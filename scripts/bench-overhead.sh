@@ -37,7 +37,8 @@ export PAIRS AGENT BENCH_PORT DOC
 
 # Starts the agent (extra args allowed) and waits for /healthz.
 agent_start() {
-	"$AGENT" --web.listen-address 127.0.0.1:$BENCH_PORT --log.level warn "$@" >/tmp/aurum-bench-agent.log 2>&1 &
+	# BENCH_AGENT_ARGS: extra arguments a case gives every agent it starts (costs pass included).
+	"$AGENT" --web.listen-address 127.0.0.1:$BENCH_PORT --log.level warn ${BENCH_AGENT_ARGS:-} "$@" >/tmp/aurum-bench-agent.log 2>&1 &
 	AGENT_PID=$!
 	for _ in $(seq 1 600); do
 		# Our own agent must be the one answering: a leftover on the port would fool /healthz.

@@ -6,6 +6,13 @@
 NET_SECONDS=${NET_SECONDS:-4}
 NET_CONNS=${NET_CONNS:-32}
 
+# requests/s of one wrk run; $2 an extra header ("" for none).
+net_wrk_rps() {
+	local url=$1 hdr=$2 args=(-t1 -c"$NET_CONNS" -d"${NET_SECONDS}s")
+	[ -n "$hdr" ] && args+=(-H "$hdr")
+	wrk "${args[@]}" "$url" | awk '/^Requests\/sec:/{print $2}'
+}
+
 # One variant: prints "median_base median_with median_ratio | raw pairs".
 net_variant() {
 	local url=$1 hdr=$2 base=() with=() ratio=() i a b
@@ -23,6 +30,9 @@ net_variant() {
 }
 
 bench_net() {
+	# The network component's own cost (issue 3): the agent without its cgroup_skb programs (http,
+	# stream), which the HTTP and PostgreSQL cases measure.
+	local BENCH_AGENT_ARGS="--force-off cgroup_skb"
 	bench_nginx_start
 	local url="http://127.0.0.1:$BENCH_NGINX_PORT/" ka cl ka_costs cl_costs ka_reqs cl_reqs
 	sysctl -qw kernel.bpf_stats_enabled=0
@@ -46,7 +56,7 @@ bench_net() {
 	{
 		echo "## Network (issue 3)"
 		echo
-		echo "\`wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s\` against nginx-light (1 worker, 3-byte body) on loopback, $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0. Medians of requests/s, $(date -u +%F), kernel $(uname -r). Goal: keep-alive >= 0.97, connection per request >= 0.95."
+		echo "\`wrk -t1 -c$NET_CONNS -d${NET_SECONDS}s\` against nginx-light (1 worker, 3-byte body) on loopback, $PAIRS interleaved pairs without and with the agent run with \`--force-off cgroup_skb\` (its socket-level components; the HTTP and PostgreSQL sections measure the cgroup_skb ones), kernel.bpf_stats_enabled=0. Medians of requests/s, $(date -u +%F), kernel $(uname -r). Goal: keep-alive >= 0.97, connection per request >= 0.95."
 		echo
 		echo "| variant | without agent (req/s) | with agent (req/s) | median of pair ratios |"
 		echo "|---|---|---|---|"
