@@ -41,15 +41,19 @@ const volatile bool have_current_pid = false;
  * parses it for the receiver too (see on_segment). */
 const volatile bool have_sk_lookup = false;
 
-/* One direction of a connection. */
+/* One direction of a connection: the framing position, read and written for every segment. */
 struct http_half {
-	__u64 partial_ns;  /* when the partial line's first bytes passed */
-	__u64 partial[2];  /* the partial line, little-endian words, bytes past partial_len zero */
 	__u32 next_seq;    /* sequence number after the last new byte seen */
 	__u32 body_left;   /* bytes of a body (Content-Length) still to come: not looked at */
 	__u8 seq_valid;
-	__u8 partial_len;
-	__u8 pad[6];
+	__u8 partial_len;  /* bytes of a start line cut short by the segment's end (in http_frag) */
+	__u8 pad[2];
+};
+
+/* The cut-short start line of one direction: touched only when a line spans segments. */
+struct http_frag {
+	__u64 ns;  /* when its first bytes passed */
+	__u64 w[2]; /* little-endian words, bytes past partial_len zero */
 };
 
 struct http_req {
@@ -59,17 +63,25 @@ struct http_req {
 	__s32 body;   /* request body bytes, AURUM_HTTP_BODY_UNKNOWN if not known */
 };
 
+/* Ordered by how often a segment touches a field: both ends' states are written by the sender's
+ * egress on loopback, from either CPU, so every cache line a request touches moves between CPUs.
+ * The kernel starts a value 8 bytes into a cache line (bpf_local_storage_data is cacheline
+ * aligned, after its map pointer): the first 56 bytes (owner, framing, FIFO indexes) are one line,
+ * and the next holds the server address and the first FIFO slots. A FIFO that empties starts over
+ * at slot 0 (pop_response), so requests that are not pipelined use slot 0 only. */
 struct http_sk {
 	struct aurum_proc_key owner; /* zero tgid: not known yet */
 	struct http_half in, out;
-	struct http_req fifo[AURUM_HTTP_FIFO];
 	__u8 side;      /* enum aurum_http_side */
 	__u8 head;      /* index of the oldest pending request (mod AURUM_HTTP_FIFO) */
 	__u8 count;     /* pending requests (the in-flight gauge: http_inflight reads them) */
 	__u8 named;     /* client side: the owner's name is in http_flows */
 	__u16 port;     /* client side: the server's port */
 	__u16 pad;
+	__u32 pad2[2];
 	__u32 addr[4];  /* client side: the server's address (IPv4 as ::ffff:a.b.c.d), network order */
+	struct http_req fifo[AURUM_HTTP_FIFO];
+	struct http_frag frag_in, frag_out;
 };
 
 /* Request lines of the pending requests, for the route (routes on only). */
@@ -484,8 +496,8 @@ static __noinline void pop_response(struct bpf_sock *sk, struct http_sk *st, str
 		tg = bpf_sk_storage_get(&http_tgt, sk, 0, 0);
 	idx = st->head & (AURUM_HTTP_FIFO - 1);
 	record(st, tg, idx, m);
-	st->head = (st->head + 1) & (AURUM_HTTP_FIFO - 1);
 	st->count--;
+	st->head = st->count ? (st->head + 1) & (AURUM_HTTP_FIFO - 1) : 0;
 }
 
 /* The connection ended (FIN or RST) with requests pending: each is counted with status 0. */
@@ -512,13 +524,15 @@ static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *s
 
 /* The first 16 bytes of a line that started in an earlier segment, followed by this segment's:
  * a 128-bit shift on two words, so the verifier sees no variable stack offset. */
-static __always_inline __u32 join_partial(struct http_half *h, __u64 w[2], __u32 n)
+static __always_inline __u32 join_partial(struct http_half *h, struct http_frag *f, __u64 w[2], __u32 n)
 {
 	__u32 p = h->partial_len & 15, total = p + n;
-	__u64 lo = h->partial[0], hi = h->partial[1];
+	__u64 lo, hi;
 
 	if (p == 0)
 		return n;
+	lo = f->w[0];
+	hi = f->w[1];
 	if (p < 8) {
 		hi |= (w[1] << (8 * p)) | (w[0] >> (64 - 8 * p));
 		lo |= w[0] << (8 * p);
@@ -530,12 +544,13 @@ static __always_inline __u32 join_partial(struct http_half *h, __u64 w[2], __u32
 	return total < AURUM_HTTP_PEEK ? total : AURUM_HTTP_PEEK;
 }
 
-static __always_inline void keep_partial(struct http_half *h, __u64 w[2], __u32 len, __u64 start_ns)
+static __always_inline void keep_partial(struct http_half *h, struct http_frag *f, __u64 w[2], __u32 len,
+					 __u64 start_ns)
 {
-	h->partial[0] = w[0];
-	h->partial[1] = w[1];
+	f->w[0] = w[0];
+	f->w[1] = w[1];
+	f->ns = start_ns;
 	h->partial_len = len;
-	h->partial_ns = start_ns;
 }
 
 /* One step of the walk over a segment's messages (bpf/proto/http.h): the callback is verified once
@@ -574,7 +589,7 @@ struct http_peer {
 };
 
 static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
-					struct http_half *h, bool request_dir, struct http_msg *first, __u64 now,
+					struct http_half *h, struct http_frag *f, bool request_dir, struct http_msg *first, __u64 now,
 					struct http_peer *peer)
 {
 	struct aurum_http_walk *s = 0;
@@ -631,7 +646,7 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 
 			w[0] = wd.lo;
 			w[1] = wd.hi;
-			keep_partial(h, w, len, now);
+			keep_partial(h, f, w, len, now);
 		}
 	}
 	for (k = 0; k < AURUM_HTTP_WALK_MSGS; k++) {
@@ -707,6 +722,7 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 {
 	struct segment s = *seg;
 	struct http_half *h = ingress ? &st->in : &st->out;
+	struct http_frag *f = ingress ? &st->frag_in : &st->frag_out;
 	__u64 w[2], now, start_ns;
 	__u32 off, avail, n, len;
 	bool request_dir;
@@ -750,24 +766,27 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 		n = peek(skb, off, avail, w);
 		if (!n)
 			goto flags;
-		start_ns = h->partial_len ? h->partial_ns : now;
-		len = join_partial(h, w, n);
+		start_ns = h->partial_len ? f->ns : now;
+		len = join_partial(h, f, w, n);
 		h->partial_len = 0;
 		request_dir = ingress == (st->side == AURUM_HTTP_SIDE_SERVER);
 		r = request_dir ? aurum_http_parse_method((const __u8 *)w, len)
 				: aurum_http_parse_status((const __u8 *)w, len);
 		if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK) {
-			keep_partial(h, w, len, start_ns);
+			keep_partial(h, f, w, len, start_ns);
 		} else if (r > 0) {
 			struct http_msg m = {.start_ns = start_ns, .off = off, .avail = avail, .kind = r};
 
-			on_messages(skb, sk, st, h, request_dir, &m, now, peer);
+			on_messages(skb, sk, st, h, f, request_dir, &m, now, peer);
 		}
 	}
 flags:
 	/* The receiver's view of this direction is now the sender's: same bytes, same framing. */
-	if (peer->st)
+	if (peer->st) {
 		peer->st->in = *h;
+		if (h->partial_len)
+			peer->st->frag_in = *f;
+	}
 	/* Which FIN means "no answer will come": the server's own (it closed without answering),
 	 * the client's own (it gave up), the server's as seen by the client; an RST either way. A
 	 * client's FIN seen by the server may be a half-close still waiting for its answer. */
