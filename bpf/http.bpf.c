@@ -589,8 +589,8 @@ struct http_peer {
 };
 
 static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
-					struct http_half *h, struct http_frag *f, bool request_dir, struct http_msg *first, __u64 now,
-					struct http_peer *peer)
+					struct http_half *h, struct http_frag *f, bool request_dir,
+					struct http_msg *first, __u64 now, struct http_peer *peer)
 {
 	struct aurum_http_walk *s = 0;
 	__u32 zero = 0, k, head_mask = 0, off = first->off, avail = first->avail, depth = 0;
