@@ -7,6 +7,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "common.h"
+#include "proto/hist.h"
 
 /* bpf_printk costs a trace_printk per call: compiled in only with -DAURUM_BPF_DEBUG=1
  * (cmake -DAURUM_BPF_DEBUG=ON). */
@@ -17,6 +18,22 @@
 #endif
 
 #define AURUM_PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+
+/* One value into a log2 histogram in a shared map value (its slots, count and sum), with atomic
+ * adds: several CPUs record into one process's entry. */
+static __always_inline void aurum_log2_hist_add(__u64 *slots, __u32 nslots, __u32 min_shift, __u64 *count,
+						__u64 *sum, __u64 v)
+{
+	__u32 slot = aurum_log2_slot(v, min_shift, nslots);
+
+	/* Bounded on the register used for the access: the 5.10 and 6.1 verifiers lose the bound of
+	 * a spilled 32-bit value. */
+	asm volatile("" : "+r"(slot));
+	if (slot < nslots)
+		__sync_fetch_and_add(&slots[slot], 1);
+	__sync_fetch_and_add(count, 1);
+	__sync_fetch_and_add(sum, v);
+}
 
 static __always_inline int aurum_is_kthread(struct task_struct *t)
 {

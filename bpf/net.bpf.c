@@ -388,18 +388,9 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 			if (!o || !o->owner.tgid)
 				return;
 			s = stats_get(&o->owner, 0);
-			if (s && o->opened_ns && now > o->opened_ns) {
-				__u64 d = now - o->opened_ns;
-				__u32 slot = aurum_log2_slot(d, AURUM_CONN_MIN_SHIFT, AURUM_CONN_SLOTS);
-
-				/* Bounded on the register used for the access: the 5.10 and 6.1
-				 * verifiers lose the bound of a spilled 32-bit value. */
-				asm volatile("" : "+r"(slot));
-				if (slot < AURUM_CONN_SLOTS)
-					__sync_fetch_and_add(&s->conn_slots[slot], 1);
-				__sync_fetch_and_add(&s->conn_count, 1);
-				__sync_fetch_and_add(&s->conn_sum_ns, d);
-			}
+			if (s && o->opened_ns && now > o->opened_ns)
+				aurum_log2_hist_add(s->conn_slots, AURUM_CONN_SLOTS, AURUM_CONN_MIN_SHIFT,
+						    &s->conn_count, &s->conn_sum_ns, now - o->opened_ns);
 			o->opened_ns = now;
 			if (s)
 				count_established(sk, o, 0, s);

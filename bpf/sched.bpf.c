@@ -178,15 +178,7 @@ static __always_inline long task_state(struct task_struct *t, bool btf)
 /* One wait into a process's totals (the per-switch path). */
 static __always_inline void stats_add_wait(struct aurum_sched_stats *s, __u64 wait)
 {
-	__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);
-
-	/* Bounded on the register used for the access: older verifiers (5.10, 6.1) lose it across
-	 * a spill. */
-	asm volatile("" : "+r"(slot));
-	if (slot < AURUM_RQ_SLOTS)
-		__sync_fetch_and_add(&s->rq_slots[slot], 1);
-	__sync_fetch_and_add(&s->rq_count, 1);
-	__sync_fetch_and_add(&s->rq_sum_ns, wait);
+	aurum_log2_hist_add(s->rq_slots, AURUM_RQ_SLOTS, AURUM_RQ_MIN_SHIFT, &s->rq_count, &s->rq_sum_ns, wait);
 }
 
 /* One wait into the thread's own pending figures: plain adds, as only this thread's switch-in
