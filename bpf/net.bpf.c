@@ -11,9 +11,10 @@
  *
  * Every program is tp_btf: bpf_sk_storage_get is only allowed in BPF_PROG_TYPE_TRACING
  * programs (commit 8e4597c627fb, 5.11), not in raw_tp ones, so raw_tp is no fallback here.
- * Bytes: sock_send_length/sock_recv_length (6.3, commit 6e6eda44b939) count what the
- * application wrote and read; without them (bytes_at_close) the TCP counters bytes_acked and
- * bytes_received are read when the socket closes (RFC 4898 tcpEStatsAppHCThruOctets*). */
+ * Bytes: sock_send_length (6.3, commit 6e6eda44b939) counts what the application wrote; without
+ * it (bytes_at_close) TCP's bytes_acked is read when the socket closes (RFC 4898
+ * tcpEStatsAppHCThruOctets*). Received bytes are TCP's bytes_received, read live by an iterator
+ * where owners are in sk_storage (rx_counters), else sock_recv_length's or, before 6.3, at close. */
 #include "common.bpf.h"
 #include "net.h"
 #include "sock_owner.bpf.h"
@@ -40,6 +41,12 @@ __u32 iter_pass = AURUM_NET_ITER_LISTEN;
  * changes owner. That spares each send and receive a hash lookup and an atomic add on the
  * owner's shared line (~50 ns a run on wrk against nginx). */
 __u32 pending_on = 0;
+/* Set by userspace before load (owners in sk_storage only): received bytes are TCP's own count
+ * (bytes_received, the sequence space the socket took in order), read live by pending_iter and
+ * added to the owner's totals at close or a change of owner, instead of a program run on every
+ * sock_recv_length: ~85-95 ns a receive (2 a request on wrk against nginx, ~3.7 a pgbench query,
+ * counting the reads that find nothing). The owner then changes only at a send (on_length). */
+const volatile bool rx_counters = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -164,14 +171,34 @@ static __always_inline void count_established(const struct sock *sk, struct auru
 	o->flags |= AURUM_NET_F_ACTIVE;
 }
 
+/* The RFC 4898 counters count sequence space: a received FIN is one "byte" of bytes_received
+ * (tcp_rcv_nxt_update() runs with the FIN's end_seq), and bytes_acked counts our SYN once its
+ * ACK arrives (active opens: snd_una starts at the ISN) and our FIN once acked. */
+static __always_inline __u64 payload_received(const struct sock *sk, struct tcp_sock *tp)
+{
+	__u64 n = BPF_CORE_READ(tp, bytes_received);
+	__u64 flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	/* tcp_fin() sets SOCK_DONE; a reset does not. */
+	if (n && (flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		n--;
+	return n;
+}
+
 /* A socket's pending bytes into its owner's totals: taken off the socket first, then added, so
  * that a reader taking the totals before the pending bytes (userspace, NetCollector::poll) may
- * miss them for one poll but never counts them twice. Bytes added meanwhile stay pending. */
-static __always_inline void flush_pending(struct aurum_sock_owner *o)
+ * miss them for one poll but never counts them twice. Bytes added meanwhile stay pending. With
+ * rx_counters the received ones are what TCP counted past rx_seen. */
+static __always_inline void flush_pending(const struct sock *sk, struct aurum_sock_owner *o, bool sks)
 {
 	__u64 tx = o->tx_pending, rx = o->rx_pending;
 	struct aurum_net_stats *s;
 
+	if (sks && rx_counters) {
+		__u64 got = payload_received(sk, (struct tcp_sock *)sk);
+
+		rx = got > o->rx_seen ? got - o->rx_seen : 0;
+	}
 	if ((!tx && !rx) || !o->owner.tgid)
 		return;
 	s = stats_get(&o->owner, 0);
@@ -182,7 +209,10 @@ static __always_inline void flush_pending(struct aurum_sock_owner *o)
 		__sync_fetch_and_add(&s->tx_bytes, tx);
 	}
 	if (rx) {
-		__sync_fetch_and_add(&o->rx_pending, -rx);
+		if (sks && rx_counters)
+			__sync_fetch_and_add(&o->rx_seen, rx);
+		else
+			__sync_fetch_and_add(&o->rx_pending, -rx);
 		__sync_fetch_and_add(&s->rx_bytes, rx);
 	}
 }
@@ -198,7 +228,7 @@ static __always_inline void take_over(const struct sock *sk, struct aurum_sock_o
 	if (aurum_is_kthread(task))
 		return; /* kernel users of a socket (NFS, ktls) own nothing */
 	aurum_proc_key(task, &key);
-	flush_pending(o); /* the bytes so far were the old owner's */
+	flush_pending(sk, o, sks); /* the bytes so far were the old owner's */
 	if (o->dir == AURUM_SOCK_DIR_INBOUND) {
 		/* A server whose listener is not its acceptor (nginx, gunicorn): the next passive
 		 * opens on that port go to this process directly, sparing it a take-over each. */
@@ -326,20 +356,6 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		bpf_map_delete_elem(&net_listen, &k);
 }
 
-/* The RFC 4898 counters count sequence space: a received FIN is one "byte" of bytes_received
- * (tcp_rcv_nxt_update() runs with the FIN's end_seq), and bytes_acked counts our SYN once its
- * ACK arrives (active opens: snd_una starts at the ISN) and our FIN once acked. */
-static __always_inline __u64 payload_received(const struct sock *sk, struct tcp_sock *tp)
-{
-	__u64 n = BPF_CORE_READ(tp, bytes_received);
-	__u64 flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
-
-	/* tcp_fin() sets SOCK_DONE; a reset does not. */
-	if (n && (flags & (1ULL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
-		n--;
-	return n;
-}
-
 static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int oldstate)
 {
 	__u64 n = BPF_CORE_READ(tp, bytes_acked);
@@ -445,7 +461,8 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 		s = stats_get(&o->owner, 0);
 		if (!s)
 			return;
-		__sync_fetch_and_add(&s->rx_bytes, payload_received(sk, tp));
+		if (!(sks && rx_counters)) /* else flushed above, in on_state */
+			__sync_fetch_and_add(&s->rx_bytes, payload_received(sk, tp));
 		__sync_fetch_and_add(&s->tx_bytes, payload_acked(tp, o, oldstate));
 	}
 }
@@ -459,7 +476,7 @@ static __always_inline void on_state(const struct sock *sk, int oldstate, int ne
 		struct aurum_sock_owner *o = owner_get(sk, false, true);
 
 		if (o)
-			flush_pending(o);
+			flush_pending(sk, o, true);
 	}
 	on_state_body(sk, oldstate, newstate, sks);
 	/* sk_storage dies with the socket; the hash entry must not outlive it (addresses are
@@ -627,19 +644,27 @@ int BPF_PROG(rst_recv_btf_h, struct sock *sk)
 	return 0;
 }
 
-/* Run by userspace at each poll over every socket's owner entry (pending_on): the bytes not yet
- * in their owner's totals, per socket. */
+/* Run by userspace at each poll over every socket's owner entry (pending_on, rx_counters): the
+ * bytes not yet in their owner's totals, per socket. */
 SEC("iter/bpf_sk_storage_map")
 int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct aurum_sock_owner *o = ctx->value;
 	struct aurum_net_pending rec = {};
+	struct sock *sk = ctx->sk;
 
-	if (!ctx->sk || !o || !o->owner.tgid || (!o->tx_pending && !o->rx_pending))
+	if (!sk || !o || !o->owner.tgid)
 		return 0;
-	rec.owner = o->owner;
 	rec.tx = o->tx_pending;
 	rec.rx = o->rx_pending;
+	if (rx_counters && is_tcp(sk)) {
+		__u64 got = payload_received(sk, (struct tcp_sock *)sk);
+
+		rec.rx = got > o->rx_seen ? got - o->rx_seen : 0;
+	}
+	if (!rec.tx && !rec.rx)
+		return 0;
+	rec.owner = o->owner;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
@@ -687,8 +712,11 @@ int adopt_iter(struct bpf_iter__task_file *ctx)
 	o = owner_get(sk, true, true);
 	if (!o || (o->flags & AURUM_NET_F_ACTIVE))
 		return 0;
-	if (!o->owner.tgid)
+	if (!o->owner.tgid) {
 		aurum_proc_key(task, &o->owner);
+		/* What it received before the agent started is not counted (nor what it sent). */
+		o->rx_seen = payload_received(sk, (struct tcp_sock *)sk);
+	}
 	o->opened_ns = 0; /* not seen opening: adopted */
 	count_established(sk, o, task, 0);
 	return 0;

@@ -25,5 +25,8 @@ struct aurum_sock_owner {
 	/* net: payload bytes sent and received since they were last added to the owner's totals
 	 * (net.bpf.c, pending_on); read live by an iterator, added at close or a change of owner. */
 	__u64 tx_pending, rx_pending;
+	/* net, rx_counters: the part of TCP's own bytes_received counter already in the owner's
+	 * totals (net.bpf.c): what it counted since is pending, read live by the same iterator. */
+	__u64 rx_seen;
 };
 #endif

@@ -18,7 +18,7 @@
 
 namespace aurum {
 
-static_assert(sizeof(aurum_sock_owner) == 48, "aurum_sock_owner is shared with the L7 components");
+static_assert(sizeof(aurum_sock_owner) == 56, "aurum_sock_owner is shared with the L7 components");
 static_assert(sizeof(aurum_net_pending) == 32);
 static_assert(sizeof(aurum_net_listen_key) == 8);
 static_assert(sizeof(aurum_net_stats) % 8 == 0);
@@ -63,6 +63,16 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		v.push_back({"bytes_at_close", {}, h});
 		return v;
 	};
+	// Received bytes from TCP's own counter, read by pending_iter: no program on every receive
+	// (net.bpf.c, rx_counters). Where owners are in a hash there is no iterator to read it.
+	auto rx_bytes = [&]() {
+		std::vector<Variant> v;
+		if (sk_in_tracing)
+			v.push_back({"tcp_counters", {}, sk});
+		for (auto &b : bytes("recv_btf"))
+			v.push_back(b);
+		return v;
+	};
 	std::vector<Variant> adopt;
 	if (sk_in_tracing)
 		adopt.push_back({"bpf_iter", {"adopt_iter"}, sk});
@@ -72,17 +82,18 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		{"inet_sock_set_state", false, "connections, connect duration, failed connects, listening ports, socket owners",
 		 two("state_btf"), {}},
 		{"sock_send_length", false, "transmitted bytes of live connections (counted at close instead)", bytes("send_btf"), {}},
-		{"sock_recv_length", false, "received bytes of live connections (counted at close instead)", bytes("recv_btf"), {}},
+		{"sock_recv_length", false, "received bytes of live connections (counted at close instead)", rx_bytes(), {}},
 		{"tcp_retransmit_skb", false, "retransmits", two(retrans_err ? "retrans_err_btf" : "retrans_btf"), {}},
 		{"tcp_send_reset", false, "resets sent", two("rst_sent_btf"), {}},
 		{"tcp_receive_reset", false, "resets received", two("rst_recv_btf"), {}},
 		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
 		 adopt, std::move(attach_iter)},
 	};
-	// Bytes kept per socket and read live (only where sends and receives are counted one by one
-	// and the owner lives in sk_storage): without it each one is added to its owner's totals.
-	if (length_tps && sk_in_tracing)
-		hooks.push_back({"pending_iter", false, "no signal: bytes are then added to the owner's totals at each send and receive (~50 ns more a run)",
+	// Bytes kept per socket and read live (where the owner lives in sk_storage): without it each
+	// send is added to its owner's totals (~50 ns more a run), and received bytes reach them only
+	// when the socket closes or changes owner.
+	if (sk_in_tracing)
+		hooks.push_back({"pending_iter", false, "received bytes of live connections (counted at close or a change of owner instead)",
 				 {{"bpf_iter", {"pending_iter"}, sk}}, std::move(attach_pending)});
 	return hooks;
 }
@@ -118,6 +129,7 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		std::string state = programs_->chosen("inet_sock_set_state");
 		sk_owners_ = state == "tp_btf+sk_storage";
 		skel->rodata->bytes_at_close = programs_->chosen("sock_send_length") == "bytes_at_close";
+		skel->rodata->rx_counters = programs_->chosen("sock_recv_length") == "tcp_counters";
 		bpf_map__set_max_entries(skel->maps.net_procs, opts.max_processes);
 		bpf_map__set_autocreate(skel->maps.net_sk_h, !sk_owners_);
 		if (state.empty()) {
@@ -147,8 +159,11 @@ NetCollector::NetCollector(const Features &features, Options opts)
 	// From here the programs keep bytes on the socket; the iterator that reads them is attached.
 	if (impl_->pending)
 		impl_->skel->bss->pending_on = 1;
-	log::info("net: socket owners in %s; bytes from %s%s", sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
-		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length/sock_recv_length",
+	log::info("net: socket owners in %s; bytes sent from %s, received from %s%s",
+		  sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
+		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length",
+		  impl_->skel->rodata->rx_counters ? "TCP's bytes_received"
+		  : impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_recv_length",
 		  impl_->pending ? ", kept per socket and read live" : "");
 	if (impl_->iter)
 		adopt_existing();
