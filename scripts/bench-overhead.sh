@@ -4,7 +4,7 @@
 # cost per run of each BPF program (kernel BPF stats, in a separate pass: the stats themselves
 # cost ~20-30 ns a run, so throughput is always timed with them off).
 #
-#   scripts/bench-overhead.sh [--pairs N] [CASE ...]      CASE: sched net http pgsql (default: all)
+#   scripts/bench-overhead.sh [--pairs N] [CASE ...]      CASE: sched net http pgsql floor (default: all)
 #
 # Each case lives in scripts/bench/<case>.sh and defines bench_<case>; it writes its section of
 # docs/benchmarks.md between "<!-- <case>:begin -->" and "<!-- <case>:end -->" with bench_section.
