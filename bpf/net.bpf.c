@@ -12,9 +12,10 @@
  * Every program is tp_btf: bpf_sk_storage_get is only allowed in BPF_PROG_TYPE_TRACING
  * programs (commit 8e4597c627fb, 5.11), not in raw_tp ones, so raw_tp is no fallback here.
  * Bytes: sock_send_length (6.3, commit 6e6eda44b939) counts what the application wrote; without
- * it (bytes_at_close) TCP's bytes_acked is read when the socket closes (RFC 4898
- * tcpEStatsAppHCThruOctets*). Received bytes are TCP's bytes_received, read live by an iterator
- * where owners are in sk_storage (rx_counters), else sock_recv_length's or, before 6.3, at close. */
+ * it (bytes_at_close) TCP's bytes_acked is added when the socket closes (RFC 4898
+ * tcpEStatsAppHCThruOctets*). Received bytes are TCP's bytes_received. Where owners are in
+ * sk_storage an iterator reads both counters live; else (owners in a hash, < 5.11) received
+ * bytes are sock_recv_length's or, before 6.3, the counters at close. */
 #include "common.bpf.h"
 #include "net.h"
 #include "sock_owner.bpf.h"
@@ -356,15 +357,17 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		bpf_map_delete_elem(&net_listen, &k);
 }
 
-static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int oldstate)
+/* `state`: the socket's state, or at CLOSE the one it left. */
+static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int state)
 {
 	__u64 n = BPF_CORE_READ(tp, bytes_acked);
 
 	if (n && o->dir == AURUM_SOCK_DIR_OUTBOUND)
 		n--; /* our SYN */
-	/* These states are left for CLOSE once our FIN is acked (or on a reset/timeout, when it is
-	 * not: then snd_una is short of snd_nxt). */
-	if (n && (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_LAST_ACK || oldstate == TCP_CLOSING) &&
+	/* Our FIN was sent in these states and is acked once snd_una reaches snd_nxt (left for
+	 * CLOSE without that on a reset or timeout; FIN_WAIT1 -> CLOSE directly with a negative
+	 * TCP_LINGER2 once acked). */
+	if (n && (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_LAST_ACK || state == TCP_CLOSING) &&
 	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, snd_nxt))
 		n--;
 	return n;
@@ -395,6 +398,8 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 		o->dir = AURUM_SOCK_DIR_OUTBOUND;
 		o->flags = 0;
 		o->peer_port = bpf_ntohs(sk->__sk_common.skc_dport);
+		/* A socket connected again after CLOSE: tcp_disconnect() zeroed TCP's counters. */
+		o->rx_seen = 0;
 		return;
 	}
 	if (newstate == TCP_ESTABLISHED) {
@@ -461,6 +466,10 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 		s = stats_get(&o->owner, 0);
 		if (!s)
 			return;
+		/* Before the adds: from here pending_iter no longer shows these bytes as pending
+		 * (the socket's state is still the old one until this hook returns). */
+		o->flags |= AURUM_NET_F_AT_CLOSE;
+		asm volatile("" ::: "memory");
 		if (!(sks && rx_counters)) /* else flushed above, in on_state */
 			__sync_fetch_and_add(&s->rx_bytes, payload_received(sk, tp));
 		__sync_fetch_and_add(&s->tx_bytes, payload_acked(tp, o, oldstate));
@@ -662,6 +671,10 @@ int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 		rec.rx = got > o->rx_seen ? got - o->rx_seen : 0;
 	}
+	/* No sock_send_length (< 6.3): what TCP's counter says was sent and acked so far, the
+	 * figure the state hook adds to the owner's totals at CLOSE (from then on, none here). */
+	if (bytes_at_close && o->dir != AURUM_SOCK_DIR_UNKNOWN && !(o->flags & AURUM_NET_F_AT_CLOSE) && is_tcp(sk))
+		rec.tx = payload_acked((struct tcp_sock *)sk, o, sk->__sk_common.skc_state);
 	if (!rec.tx && !rec.rx)
 		return 0;
 	rec.owner = o->owner;

@@ -20,7 +20,8 @@ enum aurum_net_fail {
 };
 
 /* Bits of aurum_sock_owner.flags that net owns. */
-#define AURUM_NET_F_ACTIVE 0x1 /* counted in its owner's active connections */
+#define AURUM_NET_F_ACTIVE 0x1   /* counted in its owner's active connections */
+#define AURUM_NET_F_AT_CLOSE 0x2 /* bytes_at_close: its counters are in its owner's totals */
 
 struct aurum_net_stats {
 	__u64 rx_bytes, tx_bytes;            /* TCP payload */

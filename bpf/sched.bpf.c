@@ -123,8 +123,10 @@ static __always_inline struct aurum_sched_thread *thread_get(struct task_struct 
 		struct aurum_sched_thread_ts *ts =
 			bpf_task_storage_get(&sched_thr_ts, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-		if (!ts)
+		if (!ts) {
+			aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_STORAGE);
 			return NULL;
+		}
 		/* New storage is zeroed: its pending waits start empty. */
 		if (!ts->th.key.tgid)
 			thread_init(t, btf, &ts->th, TASK_READ(btf, t, start_time));

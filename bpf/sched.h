@@ -76,6 +76,10 @@ struct aurum_sched_pending {
 enum aurum_sched_loss {
 	AURUM_SCHED_LOSS_PROC_MAP_FULL = 0,
 	AURUM_SCHED_LOSS_THREAD_MAP_FULL = 1,
-	AURUM_SCHED_LOSS_MAX = 2,
+	/* bpf_task_storage_get gave nothing: out of memory, or the storage was busy on this CPU (a
+	 * program already inside it there, such as pending_iter preempted mid-visit). A wait is then
+	 * not measured, and a dying thread's CPU time since the last poll is not added. */
+	AURUM_SCHED_LOSS_THREAD_STORAGE = 2,
+	AURUM_SCHED_LOSS_MAX = 3,
 };
 #endif

@@ -417,36 +417,34 @@ TEST(Net, RetransmitsAgreeWithTcpRetransSegs)
 	EXPECT_EQ(sum(s, "process_network_io_bytes_total", {{"service_name", srv}, {"network_io_direction", "receive"}}), bytes);
 }
 
-// The < 6.3 bytes path (TCP counters read at close), forced on this kernel: the collector runs in
-// this process, so that the option can be set. Exact for connections that close cleanly.
-TEST(Net, BytesAtCloseFallbackIsExactForCleanCloses)
-{
-	AURUM_REQUIRE_ROOT();
+namespace {
+
+// The < 6.3 bytes path (no sock_send_length: TCP's counters), forced on this kernel: the collector
+// runs in this process, so that the option can be set.
+struct BytesAtClose {
 	aurum::Features features;
-	aurum::NetCollector::Options opts;
-	opts.bytes_at_close = true;
-	aurum::NetCollector net(features, opts);
-	bool fallback = false;
-	for (const auto &h : net.hooks())
-		if (h.hook == "sock_send_length")
-			fallback = h.variant == "bytes_at_close" && h.attached;
-	ASSERT_TRUE(fallback) << "sock_send_length did not fall back to bytes_at_close";
-	ASSERT_GE(net.sock_owner_map_fd(), 0);
+	aurum::NetCollector net{features, [] {
+					aurum::NetCollector::Options o;
+					o.bytes_at_close = true;
+					return o;
+				}()};
+	aurum::identity::ProcFs procfs{"/proc"};
+	aurum::identity::ServiceDirectory dir{
+		procfs,
+		aurum::identity::Resolver({}, aurum::identity::KubeDirectory("/var/log"),
+					  [p = procfs](pid_t pid) { return p.listening_ports(pid); }),
+		{}};
 
-	const long n = 7, req = 100003, resp = 300007;
-	int port = free_tcp_port();
-	std::string srv = svc("net-fb-srv"), cli = svc("net-fb-cli");
-	Process server(peer("server", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + srv}, true);
-	ASSERT_TRUE(server.wait_line("listening", 20s));
-	Process client(peer("client", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + cli}, true);
-	ASSERT_TRUE(client.wait_line("done", 60s));
-	ASSERT_TRUE(server.wait_line("done", 20s));
-
-	aurum::identity::ProcFs procfs("/proc");
-	aurum::identity::Resolver resolver({}, aurum::identity::KubeDirectory("/var/log"),
-					   [procfs](pid_t pid) { return procfs.listening_ports(pid); });
-	aurum::identity::ServiceDirectory dir(procfs, std::move(resolver), {});
-	auto bytes = [&](const std::string &who, const std::string &dirn) {
+	bool fell_back() const
+	{
+		for (const auto &h : net.hooks())
+			if (h.hook == "sock_send_length")
+				return h.variant == "bytes_at_close" && h.attached;
+		return false;
+	}
+	// One poll, then the service's counter (-1: no series).
+	double bytes(const std::string &who, const std::string &dirn)
+	{
 		dir.refresh(aurum::identity::Clock::now());
 		net.poll(dir);
 		std::vector<prometheus::MetricFamily> out;
@@ -463,12 +461,58 @@ TEST(Net, BytesAtCloseFallbackIsExactForCleanCloses)
 			}
 		}
 		return -1.0;
-	};
+	}
+};
+
+} // namespace
+
+// Exact for connections that close cleanly.
+TEST(Net, BytesAtCloseFallbackIsExactForCleanCloses)
+{
+	AURUM_REQUIRE_ROOT();
+	BytesAtClose b;
+	ASSERT_TRUE(b.fell_back()) << "sock_send_length did not fall back to bytes_at_close";
+	ASSERT_GE(b.net.sock_owner_map_fd(), 0);
+
+	const long n = 7, req = 100003, resp = 300007;
+	int port = free_tcp_port();
+	std::string srv = svc("net-fb-srv"), cli = svc("net-fb-cli");
+	Process server(peer("server", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + srv}, true);
+	ASSERT_TRUE(server.wait_line("listening", 20s));
+	Process client(peer("client", "4", port, {n, req, resp}), {"OTEL_SERVICE_NAME=" + cli}, true);
+	ASSERT_TRUE(client.wait_line("done", 60s));
+	ASSERT_TRUE(server.wait_line("done", 20s));
 	// The last close (the client's LAST_ACK -> CLOSE) waits for the server's final ACK.
-	for (int i = 0; i < 50 && bytes(cli, "receive") != n * resp; i++)
+	for (int i = 0; i < 50 && b.bytes(cli, "receive") != n * resp; i++)
 		std::this_thread::sleep_for(100ms);
-	EXPECT_EQ(bytes(srv, "receive"), n * req);
-	EXPECT_EQ(bytes(srv, "transmit"), n * resp);
-	EXPECT_EQ(bytes(cli, "receive"), n * resp);
-	EXPECT_EQ(bytes(cli, "transmit"), n * req);
+	EXPECT_EQ(b.bytes(srv, "receive"), n * req);
+	EXPECT_EQ(b.bytes(srv, "transmit"), n * resp);
+	EXPECT_EQ(b.bytes(cli, "receive"), n * resp);
+	EXPECT_EQ(b.bytes(cli, "transmit"), n * req);
+}
+
+// With owners in sk_storage the same counters are read live by the iterator: connections that
+// stay open show their bytes (Debian 12's 6.1 has no sock_send_length), and the close adds
+// nothing twice.
+TEST(Net, BytesAtCloseFallbackIsLiveForOpenConnections)
+{
+	AURUM_REQUIRE_ROOT();
+	BytesAtClose b;
+	ASSERT_TRUE(b.fell_back()) << "sock_send_length did not fall back to bytes_at_close";
+	const long k = 5, nbytes = 70001;
+	int port = free_tcp_port();
+	std::string srv = svc("net-fbl-srv"), cli = svc("net-fbl-cli");
+	Process server(peer("sink", "4", port, {}), {"OTEL_SERVICE_NAME=" + srv}, true);
+	ASSERT_TRUE(server.wait_line("listening", 20s));
+	Process client(peer("hold", "4", port, {k, nbytes}), {"OTEL_SERVICE_NAME=" + cli}, true);
+	ASSERT_TRUE(client.wait_line("held", 20s));
+	for (int i = 0; i < 50 && b.bytes(srv, "receive") != k * nbytes; i++)
+		std::this_thread::sleep_for(100ms);
+	EXPECT_EQ(b.bytes(srv, "receive"), k * nbytes);
+	EXPECT_EQ(b.bytes(cli, "transmit"), k * nbytes);
+	::kill(client.pid(), SIGUSR1);
+	ASSERT_TRUE(client.wait_line("closed", 20s));
+	std::this_thread::sleep_for(500ms);
+	EXPECT_EQ(b.bytes(srv, "receive"), k * nbytes);
+	EXPECT_EQ(b.bytes(cli, "transmit"), k * nbytes);
 }

@@ -89,11 +89,12 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		{"task_file_iter", false, "connections established before the agent started (found on their first send/recv, if ever)",
 		 adopt, std::move(attach_iter)},
 	};
-	// Bytes kept per socket and read live (where the owner lives in sk_storage): without it each
-	// send is added to its owner's totals (~50 ns more a run), and received bytes reach them only
-	// when the socket closes or changes owner.
+	// Bytes kept per socket and read live (where the owner lives in sk_storage): the sends'
+	// counts, and TCP's own counters where no program counts them. Without it each send is added
+	// to its owner's totals (~50 ns more a run), and TCP's counters reach them only when the
+	// socket closes or changes owner.
 	if (sk_in_tracing)
-		hooks.push_back({"pending_iter", false, "received bytes of live connections (counted at close or a change of owner instead)",
+		hooks.push_back({"pending_iter", false, "bytes of live connections from TCP's counters (counted at close or a change of owner instead)",
 				 {{"bpf_iter", {"pending_iter"}, sk}}, std::move(attach_pending)});
 	return hooks;
 }

@@ -261,7 +261,7 @@ std::vector<Loss> SchedCollector::losses() const
 {
 	std::vector<Loss> out;
 	int fd = bpf_map__fd(impl_->skel->maps.sched_lost);
-	const char *names[AURUM_SCHED_LOSS_MAX] = {"process_map_full", "thread_map_full"};
+	const char *names[AURUM_SCHED_LOSS_MAX] = {"process_map_full", "thread_map_full", "thread_storage_unavailable"};
 	for (__u32 i = 0; i < AURUM_SCHED_LOSS_MAX; i++) {
 		__u64 v = 0;
 		bpf_map_lookup_elem(fd, &i, &v);
