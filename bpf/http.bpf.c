@@ -77,12 +77,28 @@ struct http_sk {
 	__u8 count;     /* pending requests (the in-flight gauge: http_inflight reads them) */
 	__u8 named;     /* client side: the owner's name is in http_flows */
 	__u16 port;     /* client side: the server's port */
-	__u16 pad;
+	__u8 loop;      /* HTTP_LOOP_* bits */
+	__u8 loop_n;    /* loop client: payload segments sent, for refreshing peer_owner */
 	__u32 pad2[2];
 	__u32 addr[4];  /* client side: the server's address (IPv4 as ::ffff:a.b.c.d), network order */
+	struct aurum_proc_key peer_owner; /* loop client: the server end's owner */
 	struct http_req fifo[AURUM_HTTP_FIFO];
 	struct http_frag frag_in, frag_out;
 };
+
+/* A loopback connection whose two ends are both traced, once the client end has sent a request
+ * with nothing pending at either end: from then on the client end's own hooks parse both
+ * directions (requests at its egress, responses at its ingress, as any client's), its FIFO serves
+ * both sides, and each response is recorded for the client and, with the server's owner, for the
+ * server; the server end's hooks return after their state lookup. Each request then costs one
+ * parse of each message and no socket lookup, where the sender's egress parsing for both ends
+ * (on_segment) costs a lookup a segment and two deliveries a message. The server side's request
+ * ends when its response reaches the client's ingress hook: on loopback that runs in the softirq
+ * the server's own send raises, a few microseconds later (docs/http-design.md, Loopback). */
+#define HTTP_LOOP_CLIENT 1     /* this end records for both */
+#define HTTP_LOOP_SERVER 2     /* this end's peer records for it */
+#define HTTP_LOOP_CLIENT_FIN 4 /* loop client half-closed: its side of the pending requests is
+				* recorded (status 0), the FIFO stays for the server's side */
 
 /* Request lines of the pending requests, for the route (routes on only). */
 struct http_targets {
@@ -376,71 +392,120 @@ static __always_inline void add_size(__u64 *sum, __u64 *slots, __s64 v)
 		__sync_fetch_and_add(&slots[slot], 1);
 }
 
-/* One finished request: into the aggregate, the in-flight count and (routes on) the ringbuf. The
- * response: its status code (m->kind), when it ended (m->start_ns) and its body length (m->body). */
-static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32 idx, struct http_msg *m)
+/* One finished request into its aggregate: a global function, which the verifier checks once on
+ * its own, whatever calls it (a response is recorded for both ends of a loop pair, and
+ * close_pending's loop records up to eight: inline, 6.1's verifier gave up on the egress
+ * program). */
+__noinline int http_aggregate(struct aurum_http_key *key, __u64 d, __s64 req_body, __s64 resp_body)
+{
+	struct aurum_http_stats *s;
+	struct aurum_http_key k;
+	__u32 slot;
+
+	if (!key)
+		return 0;
+	/* On the stack: 6.1's map helpers take no key in a global function's memory argument. */
+	k = *key;
+	s = bpf_map_lookup_elem(&http_stats, &k);
+	if (!s) {
+		bpf_map_update_elem(&http_stats, &k, &zero_stats, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&http_stats, &k);
+	}
+	if (!s) {
+		lose(AURUM_HTTP_LOSS_STATS_FULL);
+		return 0;
+	}
+	slot = http_duration_slot(d);
+	__sync_fetch_and_add(&s->sum_ns, d);
+	asm volatile("%[s] &= 63" : [s] "+r"(slot));
+	if (slot < AURUM_HTTP_SLOTS)
+		__sync_fetch_and_add(&s->slots[slot], 1);
+	add_size(&s->req_body_sum, s->req_body_slots, req_body);
+	add_size(&s->resp_body_sum, s->resp_body_slots, resp_body);
+	return 0;
+}
+
+/* A server side's finished request with its request line, for the route (routes on): global,
+ * like http_aggregate, so that the verifier checks it once (inline, 6.1's gave up on the egress
+ * program with routes on). */
+__noinline int http_route_event(struct aurum_http_key *key, __u64 d, struct http_targets *tg, __u32 idx)
+{
+	struct aurum_http_event *e;
+	__u32 n;
+
+	if (!key || !tg)
+		return 0;
+	idx &= AURUM_HTTP_FIFO - 1;
+	e = bpf_ringbuf_reserve(&http_events, sizeof(*e), 0);
+	if (!e) {
+		lose(AURUM_HTTP_LOSS_RINGBUF);
+		return 0;
+	}
+	n = tg->len[idx];
+	e->owner = key->owner;
+	e->duration_ns = d;
+	e->status = key->status;
+	e->side = AURUM_HTTP_SIDE_SERVER;
+	e->method = key->method;
+	e->port = 0;
+	e->pad = 0;
+	if (n > AURUM_HTTP_TARGET)
+		n = AURUM_HTTP_TARGET;
+	e->target_len = n;
+	__builtin_memcpy(e->target, tg->line[idx], AURUM_HTTP_TARGET);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* One finished request: into the aggregates and (routes on) the ringbuf. The response: its
+ * status code (m->kind), when it ended (m->start_ns) and its body length (m->body). For a loop
+ * client (HTTP_LOOP_CLIENT) the server's side too, unless `half` (the client's own FIN, which
+ * ends only its side); after that FIN (HTTP_LOOP_CLIENT_FIN) only the server's. */
+static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32 idx, struct http_msg *m,
+			      bool half)
 {
 	__u64 end_ns = m->start_ns;
 	__u32 status = m->kind;
 	struct aurum_http_key key = {};
-	struct aurum_http_stats *s;
 	struct http_req *req;
+	bool mine, server;
 	__u64 d;
-	__u32 slot;
 
 	idx &= AURUM_HTTP_FIFO - 1;
 	req = &st->fifo[idx];
-	if (!st->owner.tgid) {
-		lose(AURUM_HTTP_LOSS_NO_OWNER);
-		return;
-	}
 	d = end_ns > req->start_ns ? end_ns - req->start_ns : 0;
-	key.owner = st->owner;
-	key.side = st->side;
 	key.method = req->method;
 	key.status = status;
-	key.port = st->port;
-	key.addr[0] = st->addr[0];
-	key.addr[1] = st->addr[1];
-	key.addr[2] = st->addr[2];
-	key.addr[3] = st->addr[3];
-	s = bpf_map_lookup_elem(&http_stats, &key);
-	if (!s) {
-		bpf_map_update_elem(&http_stats, &key, &zero_stats, BPF_NOEXIST);
-		s = bpf_map_lookup_elem(&http_stats, &key);
+	mine = !(st->loop & HTTP_LOOP_CLIENT_FIN);
+	server = (st->loop & HTTP_LOOP_CLIENT) && !half;
+	if (mine && !st->owner.tgid) {
+		lose(AURUM_HTTP_LOSS_NO_OWNER);
+	} else if (mine) {
+		key.owner = st->owner;
+		key.side = st->side;
+		key.port = st->port;
+		key.addr[0] = st->addr[0];
+		key.addr[1] = st->addr[1];
+		key.addr[2] = st->addr[2];
+		key.addr[3] = st->addr[3];
+		http_aggregate(&key, d, req->body, m->body);
 	}
-	if (s) {
-		slot = http_duration_slot(d);
-		__sync_fetch_and_add(&s->sum_ns, d);
-		asm volatile("%[s] &= 63" : [s] "+r"(slot));
-		if (slot < AURUM_HTTP_SLOTS)
-			__sync_fetch_and_add(&s->slots[slot], 1);
-		add_size(&s->req_body_sum, s->req_body_slots, req->body);
-		add_size(&s->resp_body_sum, s->resp_body_slots, m->body);
-	} else {
-		lose(AURUM_HTTP_LOSS_STATS_FULL);
+	if (server && !st->peer_owner.tgid) {
+		lose(AURUM_HTTP_LOSS_NO_OWNER);
+		server = false;
+	} else if (server) {
+		key.owner = st->peer_owner;
+		key.side = AURUM_HTTP_SIDE_SERVER;
+		key.port = 0;
+		key.addr[0] = 0;
+		key.addr[1] = 0;
+		key.addr[2] = 0;
+		key.addr[3] = 0;
+		http_aggregate(&key, d, req->body, m->body);
 	}
-	if (cfg.routes && tg && st->side == AURUM_HTTP_SIDE_SERVER) {
-		struct aurum_http_event *e = bpf_ringbuf_reserve(&http_events, sizeof(*e), 0);
-		__u32 n = tg->len[idx];
-
-		if (!e) {
-			lose(AURUM_HTTP_LOSS_RINGBUF);
-			return;
-		}
-		e->owner = st->owner;
-		e->duration_ns = d;
-		e->status = status;
-		e->side = st->side;
-		e->method = req->method;
-		e->port = st->port;
-		e->pad = 0;
-		if (n > AURUM_HTTP_TARGET)
-			n = AURUM_HTTP_TARGET;
-		e->target_len = n;
-		__builtin_memcpy(e->target, tg->line[idx], AURUM_HTTP_TARGET);
-		bpf_ringbuf_submit(e, 0);
-	}
+	/* The route: of a server side's request, the one in `key` last. */
+	if (cfg.routes && tg && (server || (mine && st->side == AURUM_HTTP_SIDE_SERVER && st->owner.tgid)))
+		http_route_event(&key, d, tg, idx);
 }
 
 static __noinline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
@@ -469,7 +534,7 @@ static __noinline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, 
 			st->named = 1;
 		}
 	}
-	if (cfg.routes && st->side == AURUM_HTTP_SIDE_SERVER) {
+	if (cfg.routes && (st->side == AURUM_HTTP_SIDE_SERVER || (st->loop & HTTP_LOOP_CLIENT))) {
 		struct http_targets *tg = bpf_sk_storage_get(&http_tgt, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		__u64 n = m->avail < AURUM_HTTP_TARGET ? m->avail : AURUM_HTTP_TARGET;
 
@@ -495,13 +560,14 @@ static __noinline void pop_response(struct bpf_sock *sk, struct http_sk *st, str
 	if (cfg.routes)
 		tg = bpf_sk_storage_get(&http_tgt, sk, 0, 0);
 	idx = st->head & (AURUM_HTTP_FIFO - 1);
-	record(st, tg, idx, m);
+	record(st, tg, idx, m, false);
 	st->count--;
 	st->head = st->count ? (st->head + 1) & (AURUM_HTTP_FIFO - 1) : 0;
 }
 
-/* The connection ended (FIN or RST) with requests pending: each is counted with status 0. */
-static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *st, __u64 now)
+/* The connection ended (FIN or RST) with requests pending: each is counted with status 0.
+ * half: a loop client's own FIN, which ends only its own side (the server may still answer). */
+static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *st, __u64 now, bool half)
 {
 	struct http_msg m = {.start_ns = now, .body = AURUM_HTTP_BODY_UNKNOWN, .kind = AURUM_HTTP_STATUS_CLOSED};
 	struct http_targets *tg = 0;
@@ -514,7 +580,11 @@ static __always_inline void close_pending(struct bpf_sock *sk, struct http_sk *s
 	for (i = 0; i < AURUM_HTTP_FIFO; i++) {
 		if (i >= st->count)
 			break;
-		record(st, tg, st->head + i, &m);
+		record(st, tg, st->head + i, &m, half);
+	}
+	if (half) {
+		st->loop |= HTTP_LOOP_CLIENT_FIN;
+		return;
 	}
 	st->count = 0;
 	st->head = 0;
@@ -791,16 +861,31 @@ flags:
 	 * the client's own (it gave up), the server's as seen by the client; an RST either way. A
 	 * client's FIN seen by the server may be a half-close still waiting for its answer. */
 	if (s.rst || (s.fin && (!ingress || st->side == AURUM_HTTP_SIDE_CLIENT)))
-		close_pending(sk, st, now);
+		close_pending(sk, st, now, (st->loop & HTTP_LOOP_CLIENT) && !ingress && !s.rst);
 	if (peer->sk && peer->st && (s.rst || (s.fin && peer->st->side == AURUM_HTTP_SIDE_CLIENT)))
-		close_pending(peer->sk, peer->st, now);
+		close_pending(peer->sk, peer->st, now, false);
+}
+
+/* The owner the net component knows for a socket, if its map is ours and it knows one. */
+static __always_inline bool net_owner(struct bpf_sock *sk, struct aurum_proc_key *k)
+{
+	struct aurum_sock_owner *so;
+
+	if (!cfg.shared_owner)
+		return false;
+	so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+	if (!so || !so->owner.tgid)
+		return false;
+	*k = so->owner;
+	return true;
 }
 
 static __always_inline void on_segment(struct __sk_buff *skb, const struct segment *seg, bool ingress)
 {
 	struct http_peer peer = {};
+	struct bpf_sock *sk, *rx = 0;
 	struct http_sk *st;
-	struct bpf_sock *sk;
+	bool refresh = false;
 
 	sk = skb->sk;
 	if (!sk)
@@ -811,34 +896,59 @@ static __always_inline void on_segment(struct __sk_buff *skb, const struct segme
 	st = state_of(skb, sk, seg, ingress);
 	if (!st)
 		return;
+	/* The server end of a loop pair (HTTP_LOOP_CLIENT): its client end records for it. */
+	if (st->loop & HTTP_LOOP_SERVER)
+		return;
+	/* A loop client looks its server end up again only to refresh that end's owner: at its
+	 * second and third sends (a prefork worker takes the socket over at its first answer),
+	 * then every 256th. */
+	if ((st->loop & HTTP_LOOP_CLIENT) && !ingress && seg->plen) {
+		__u8 n = ++st->loop_n;
+
+		refresh = n <= 3 || n == 0;
+	}
 	/* Loopback: the receiving socket is on this host, and this segment reaches its ingress hook
 	 * next. Parsing it here for both ends halves the parsing of local traffic (docs/http-design.md,
-	 * Loopback). The receiver's state is made here if it has none: its peer speaks HTTP. */
-	if (!ingress && have_sk_lookup && skb->ifindex == AURUM_LOOPBACK_IFINDEX) {
-		struct bpf_sock *rx = aurum_loopback_receiver(skb, seg->v6, seg->sport, seg->dport);
+	 * Loopback). The receiver's state is made here if it has none: its peer speaks HTTP. One
+	 * on_data() below for every case: each inlined copy costs the verifier a walk of its own. */
+	if (!ingress && have_sk_lookup && skb->ifindex == AURUM_LOOPBACK_IFINDEX &&
+	    (!(st->loop & HTTP_LOOP_CLIENT) || refresh))
+		rx = aurum_loopback_receiver(skb, seg->v6, seg->sport, seg->dport);
+	if (rx && (st->loop & HTTP_LOOP_CLIENT)) {
+		net_owner(rx, &st->peer_owner);
+	} else if (rx) {
+		struct http_sk *pst = bpf_sk_storage_get(&http_sk, rx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
-		if (rx) {
-			struct http_sk *pst = bpf_sk_storage_get(&http_sk, rx, 0, BPF_SK_STORAGE_GET_F_CREATE);
-
-			if (pst && !pst->side) {
-				/* Just made: the other side of ours. */
-				pst->side = st->side == AURUM_HTTP_SIDE_CLIENT ? AURUM_HTTP_SIDE_SERVER
-									       : AURUM_HTTP_SIDE_CLIENT;
-				if (pst->side == AURUM_HTTP_SIDE_CLIENT) {
-					pst->port = bpf_ntohs(rx->dst_port);
-					server_addr(rx, pst);
-				}
+		if (pst && !pst->side) {
+			/* Just made: the other side of ours. */
+			pst->side = st->side == AURUM_HTTP_SIDE_CLIENT ? AURUM_HTTP_SIDE_SERVER : AURUM_HTTP_SIDE_CLIENT;
+			if (pst->side == AURUM_HTTP_SIDE_CLIENT) {
+				pst->port = bpf_ntohs(rx->dst_port);
+				server_addr(rx, pst);
 			}
-			if (pst && pst->side != st->side) {
+		}
+		if (pst && pst->side != st->side) {
+			/* A client's request with nothing pending at either end, and the server's owner
+			 * known: the pair goes over to HTTP_LOOP_CLIENT. */
+			if (st->side == AURUM_HTTP_SIDE_CLIENT && seg->plen && !st->count && !pst->count &&
+			    net_owner(rx, &st->peer_owner)) {
+				st->loop = HTTP_LOOP_CLIENT;
+				st->loop_n = 0;
+				pst->loop = HTTP_LOOP_SERVER;
+			} else {
 				peer.sk = rx;
 				peer.st = pst;
 			}
-			on_data(skb, seg, sk, st, false, &peer);
-			bpf_sk_release(rx);
-			return;
 		}
 	}
+	/* Held through on_data() only as its peer: states that hold no reference prune alike. */
+	if (rx && !peer.sk) {
+		bpf_sk_release(rx);
+		rx = 0;
+	}
 	on_data(skb, seg, sk, st, ingress, &peer);
+	if (rx)
+		bpf_sk_release(rx);
 }
 
 static __always_inline void chain(struct __sk_buff *skb, bool ingress)
@@ -893,11 +1003,19 @@ int http_inflight(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct http_sk *st = ctx->value;
 	struct aurum_http_inflight rec = {};
 
-	if (!ctx->sk || !st || !st->count || !st->owner.tgid)
+	if (!ctx->sk || !st || !st->count)
 		return 0;
-	rec.owner = st->owner;
-	rec.side = st->side;
 	rec.count = st->count;
-	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	if (st->owner.tgid && !(st->loop & HTTP_LOOP_CLIENT_FIN)) {
+		rec.owner = st->owner;
+		rec.side = st->side;
+		bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	}
+	/* A loop client's requests are pending at its server end too. */
+	if ((st->loop & HTTP_LOOP_CLIENT) && st->peer_owner.tgid) {
+		rec.owner = st->peer_owner;
+		rec.side = AURUM_HTTP_SIDE_SERVER;
+		bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	}
 	return 0;
 }
