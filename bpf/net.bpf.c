@@ -672,9 +672,20 @@ int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 		rec.rx = got > o->rx_seen ? got - o->rx_seen : 0;
 	}
 	/* No sock_send_length (< 6.3): what TCP's counter says was sent and acked so far, the
-	 * figure the state hook adds to the owner's totals at CLOSE (from then on, none here). */
-	if (bytes_at_close && o->dir != AURUM_SOCK_DIR_UNKNOWN && !(o->flags & AURUM_NET_F_AT_CLOSE) && is_tcp(sk))
-		rec.tx = payload_acked((struct tcp_sock *)sk, o, sk->__sk_common.skc_state);
+	 * figure the state hook adds to the owner's totals at CLOSE (from then on, none here). Read
+	 * without the socket's lock, our FIN is taken as acked in every state after it was sent:
+	 * a read between an ACK and its state change may show one byte less for a poll, never one
+	 * more (the exported counter keeps its highest value, so a byte more would stay). */
+	if (bytes_at_close && o->dir != AURUM_SOCK_DIR_UNKNOWN && !(o->flags & AURUM_NET_F_AT_CLOSE) && is_tcp(sk)) {
+		int state = sk->__sk_common.skc_state;
+		__u64 n = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
+
+		if (n && o->dir == AURUM_SOCK_DIR_OUTBOUND)
+			n--; /* our SYN */
+		if (n && (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_LAST_ACK || state == TCP_CLOSING))
+			n--; /* our FIN, sent (acked or about to be) */
+		rec.tx = n;
+	}
 	if (!rec.tx && !rec.rx)
 		return 0;
 	rec.owner = o->owner;
