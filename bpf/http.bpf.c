@@ -295,6 +295,20 @@ static __always_inline struct aurum_http_flow *flow_get(struct http_sk *st)
 	return f;
 }
 
+/* The owner the net component knows for a socket, if its map is ours and it knows one. */
+static __always_inline bool net_owner(struct bpf_sock *sk, struct aurum_proc_key *k)
+{
+	struct aurum_sock_owner *so;
+
+	if (!cfg.shared_owner)
+		return false;
+	so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
+	if (!so || !so->owner.tgid)
+		return false;
+	*k = so->owner;
+	return true;
+}
+
 /* A new owner for the connection (a socket handed from a prefork master to a worker): its pending
  * requests count in the new owner's in-flight gauge from the next iterator run, since that reads
  * the owner here; a client's new owner is named afresh. */
@@ -323,14 +337,9 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct http_sk *st,
 	if (egress_payload && have_current_pid && st->owner.tgid &&
 	    (__u32)(bpf_get_current_pid_tgid() >> 32) == st->owner.tgid)
 		return;
-	if (cfg.shared_owner && (egress_payload || !st->owner.tgid)) {
-		struct aurum_sock_owner *so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
-
-		if (so && so->owner.tgid) {
-			k = so->owner;
-			set_owner(st, &k);
-			return;
-		}
+	if ((egress_payload || !st->owner.tgid) && net_owner(sk, &k)) {
+		set_owner(st, &k);
+		return;
 	}
 	if (!egress_payload || st->owner.tgid || !have_current_task)
 		return;
@@ -864,20 +873,6 @@ flags:
 		close_pending(sk, st, now, (st->loop & HTTP_LOOP_CLIENT) && !ingress && !s.rst);
 	if (peer->sk && peer->st && (s.rst || (s.fin && peer->st->side == AURUM_HTTP_SIDE_CLIENT)))
 		close_pending(peer->sk, peer->st, now, false);
-}
-
-/* The owner the net component knows for a socket, if its map is ours and it knows one. */
-static __always_inline bool net_owner(struct bpf_sock *sk, struct aurum_proc_key *k)
-{
-	struct aurum_sock_owner *so;
-
-	if (!cfg.shared_owner)
-		return false;
-	so = bpf_sk_storage_get(&sock_owner, sk, 0, 0);
-	if (!so || !so->owner.tgid)
-		return false;
-	*k = so->owner;
-	return true;
 }
 
 static __always_inline void on_segment(struct __sk_buff *skb, const struct segment *seg, bool ingress)

@@ -36,18 +36,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool bytes_at_close = false;
 /* Set by userspace between the iterator's passes. */
 __u32 iter_pass = AURUM_NET_ITER_LISTEN;
-/* Set by userspace once pending_iter is attached (owners in sk_storage only): bytes then go to
- * the socket's own counters (sock_owner.tx_pending/rx_pending), which userspace reads with the
- * iterator at each poll, and reach the owner's totals in net_procs when the socket closes or
- * changes owner. That spares each send and receive a hash lookup and an atomic add on the
- * owner's shared line (~50 ns a run on wrk against nginx). */
+/* Set by userspace once pending_iter is attached (owners in sk_storage only): sent bytes then go
+ * to the socket's own counter (sock_owner.tx_pending), which userspace reads with the iterator
+ * at each poll, and reach the owner's totals in net_procs when the socket closes or changes
+ * owner. That spares each send a hash lookup and an atomic add on the owner's shared line (~50 ns
+ * a run on wrk against nginx).
+ * Received bytes, with owners in sk_storage, are TCP's own count (bytes_received, the sequence
+ * space the socket took in order), read by the same iterator and added the same way (rx_seen):
+ * no program runs on sock_recv_length, which cost ~85-95 ns a receive (2 a request on wrk
+ * against nginx, ~3.7 a pgbench query, counting the reads that find nothing). The owner then
+ * changes only at a send (on_length). */
 __u32 pending_on = 0;
-/* Set by userspace before load (owners in sk_storage only): received bytes are TCP's own count
- * (bytes_received, the sequence space the socket took in order), read live by pending_iter and
- * added to the owner's totals at close or a change of owner, instead of a program run on every
- * sock_recv_length: ~85-95 ns a receive (2 a request on wrk against nginx, ~3.7 a pgbench query,
- * counting the reads that find nothing). The owner then changes only at a send (on_length). */
-const volatile bool rx_counters = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -186,20 +185,27 @@ static __always_inline __u64 payload_received(const struct sock *sk, struct tcp_
 	return n;
 }
 
+/* Received bytes not yet in the owner's totals (owners in sk_storage). */
+static __always_inline __u64 rx_unseen(const struct sock *sk, const struct aurum_sock_owner *o)
+{
+	__u64 got = payload_received(sk, (struct tcp_sock *)sk);
+
+	return got > o->rx_seen ? got - o->rx_seen : 0;
+}
+
 /* A socket's pending bytes into its owner's totals: taken off the socket first, then added, so
  * that a reader taking the totals before the pending bytes (userspace, NetCollector::poll) may
- * miss them for one poll but never counts them twice. Bytes added meanwhile stay pending. With
- * rx_counters the received ones are what TCP counted past rx_seen. */
+ * miss them for one poll but never counts them twice. Bytes added meanwhile stay pending. Only
+ * owners in sk_storage keep any. */
 static __always_inline void flush_pending(const struct sock *sk, struct aurum_sock_owner *o, bool sks)
 {
-	__u64 tx = o->tx_pending, rx = o->rx_pending;
+	__u64 tx, rx;
 	struct aurum_net_stats *s;
 
-	if (sks && rx_counters) {
-		__u64 got = payload_received(sk, (struct tcp_sock *)sk);
-
-		rx = got > o->rx_seen ? got - o->rx_seen : 0;
-	}
+	if (!sks)
+		return;
+	tx = o->tx_pending;
+	rx = rx_unseen(sk, o);
 	if ((!tx && !rx) || !o->owner.tgid)
 		return;
 	s = stats_get(&o->owner, 0);
@@ -210,10 +216,7 @@ static __always_inline void flush_pending(const struct sock *sk, struct aurum_so
 		__sync_fetch_and_add(&s->tx_bytes, tx);
 	}
 	if (rx) {
-		if (sks && rx_counters)
-			__sync_fetch_and_add(&o->rx_seen, rx);
-		else
-			__sync_fetch_and_add(&o->rx_pending, -rx);
+		__sync_fetch_and_add(&o->rx_seen, rx);
 		__sync_fetch_and_add(&s->rx_bytes, rx);
 	}
 }
@@ -273,11 +276,9 @@ static __always_inline void on_length(struct sock *sk, int ret, int flags, bool 
 		aurum_count_loss(&net_lost, AURUM_NET_LOSS_NO_OWNER);
 		return;
 	}
+	/* With owners in sk_storage this runs for sends only (receives are TCP's count). */
 	if (sks && pending_on) {
-		if (tx)
-			__sync_fetch_and_add(&o->tx_pending, ret);
-		else
-			__sync_fetch_and_add(&o->rx_pending, ret);
+		__sync_fetch_and_add(&o->tx_pending, ret);
 		return;
 	}
 	s = stats_get(&o->owner, 0);
@@ -357,8 +358,10 @@ static __always_inline void on_listen(const struct sock *sk, int oldstate, int n
 		bpf_map_delete_elem(&net_listen, &k);
 }
 
-/* `state`: the socket's state, or at CLOSE the one it left. */
-static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int state)
+/* `state`: the socket's state, or at CLOSE the one it left. `fin_sent_acked`: count our FIN as
+ * acked once sent (a live read, see pending_iter), else only once snd_una reached snd_nxt. */
+static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aurum_sock_owner *o, int state,
+					   bool fin_sent_acked)
 {
 	__u64 n = BPF_CORE_READ(tp, bytes_acked);
 
@@ -368,7 +371,7 @@ static __always_inline __u64 payload_acked(struct tcp_sock *tp, const struct aur
 	 * CLOSE without that on a reset or timeout; FIN_WAIT1 -> CLOSE directly with a negative
 	 * TCP_LINGER2 once acked). */
 	if (n && (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_LAST_ACK || state == TCP_CLOSING) &&
-	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, snd_nxt))
+	    (fin_sent_acked || BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, snd_nxt)))
 		n--;
 	return n;
 }
@@ -470,9 +473,9 @@ static __always_inline void on_state_body(const struct sock *sk, int oldstate, i
 		 * (the socket's state is still the old one until this hook returns). */
 		o->flags |= AURUM_NET_F_AT_CLOSE;
 		asm volatile("" ::: "memory");
-		if (!(sks && rx_counters)) /* else flushed above, in on_state */
+		if (!sks) /* else flushed above, in on_state */
 			__sync_fetch_and_add(&s->rx_bytes, payload_received(sk, tp));
-		__sync_fetch_and_add(&s->tx_bytes, payload_acked(tp, o, oldstate));
+		__sync_fetch_and_add(&s->tx_bytes, payload_acked(tp, o, oldstate, false));
 	}
 }
 
@@ -535,13 +538,6 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(send_btf, struct sock *sk, int ret, int flags)
 {
 	on_length(sk, ret, flags, true, true);
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
-{
-	on_length(sk, ret, flags, false, true);
 	return 0;
 }
 
@@ -653,8 +649,8 @@ int BPF_PROG(rst_recv_btf_h, struct sock *sk)
 	return 0;
 }
 
-/* Run by userspace at each poll over every socket's owner entry (pending_on, rx_counters): the
- * bytes not yet in their owner's totals, per socket. */
+/* Run by userspace at each poll over every socket's owner entry (pending_on): the bytes not yet
+ * in their owner's totals, per socket. */
 SEC("iter/bpf_sk_storage_map")
 int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
@@ -664,28 +660,17 @@ int pending_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 	if (!sk || !o || !o->owner.tgid)
 		return 0;
+	if (!is_tcp(sk))
+		return 0;
 	rec.tx = o->tx_pending;
-	rec.rx = o->rx_pending;
-	if (rx_counters && is_tcp(sk)) {
-		__u64 got = payload_received(sk, (struct tcp_sock *)sk);
-
-		rec.rx = got > o->rx_seen ? got - o->rx_seen : 0;
-	}
+	rec.rx = rx_unseen(sk, o);
 	/* No sock_send_length (< 6.3): what TCP's counter says was sent and acked so far, the
 	 * figure the state hook adds to the owner's totals at CLOSE (from then on, none here). Read
-	 * without the socket's lock, our FIN is taken as acked in every state after it was sent:
-	 * a read between an ACK and its state change may show one byte less for a poll, never one
-	 * more (the exported counter keeps its highest value, so a byte more would stay). */
-	if (bytes_at_close && o->dir != AURUM_SOCK_DIR_UNKNOWN && !(o->flags & AURUM_NET_F_AT_CLOSE) && is_tcp(sk)) {
-		int state = sk->__sk_common.skc_state;
-		__u64 n = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
-
-		if (n && o->dir == AURUM_SOCK_DIR_OUTBOUND)
-			n--; /* our SYN */
-		if (n && (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_LAST_ACK || state == TCP_CLOSING))
-			n--; /* our FIN, sent (acked or about to be) */
-		rec.tx = n;
-	}
+	 * without the socket's lock: our FIN is taken as acked once sent, so that a read between an
+	 * ACK and its state change shows a byte less for a poll, never one more (the exported
+	 * counter keeps its highest value, so a byte more would stay). */
+	if (bytes_at_close && o->dir != AURUM_SOCK_DIR_UNKNOWN && !(o->flags & AURUM_NET_F_AT_CLOSE))
+		rec.tx = payload_acked((struct tcp_sock *)sk, o, sk->__sk_common.skc_state, true);
 	if (!rec.tx && !rec.rx)
 		return 0;
 	rec.owner = o->owner;

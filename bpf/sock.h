@@ -22,11 +22,10 @@ struct aurum_sock_owner {
 	__u8 flags;                  /* component-private bits, see net.h */
 	__u16 peer_port;             /* remote port, host order (outbound: server_port) */
 	__u32 pad;
-	/* net: payload bytes sent and received since they were last added to the owner's totals
-	 * (net.bpf.c, pending_on); read live by an iterator, added at close or a change of owner. */
-	__u64 tx_pending, rx_pending;
-	/* net, rx_counters: the part of TCP's own bytes_received counter already in the owner's
-	 * totals (net.bpf.c): what it counted since is pending, read live by the same iterator. */
-	__u64 rx_seen;
+	/* net, owners in sk_storage: payload bytes sent since they were last added to the owner's
+	 * totals (net.bpf.c, pending_on), and the part of TCP's own bytes_received counter already
+	 * in them (what it counted since is pending); read live by an iterator, added at close or
+	 * a change of owner. */
+	__u64 tx_pending, rx_seen;
 };
 #endif

@@ -18,7 +18,7 @@
 
 namespace aurum {
 
-static_assert(sizeof(aurum_sock_owner) == 56, "aurum_sock_owner is shared with the L7 components");
+static_assert(sizeof(aurum_sock_owner) == 48, "aurum_sock_owner is shared with the L7 components");
 static_assert(sizeof(aurum_net_pending) == 32);
 static_assert(sizeof(aurum_net_listen_key) == 8);
 static_assert(sizeof(aurum_net_stats) % 8 == 0);
@@ -63,14 +63,16 @@ std::vector<HookSpec> net_hooks(bool length_tps, bool sk_in_tracing, bool retran
 		v.push_back({"bytes_at_close", {}, h});
 		return v;
 	};
-	// Received bytes from TCP's own counter, read by pending_iter: no program on every receive
-	// (net.bpf.c, rx_counters). Where owners are in a hash there is no iterator to read it.
+	// Received bytes, where owners are in sk_storage: TCP's own counter, read by pending_iter,
+	// with no program on every receive (net.bpf.c, pending_on). Where owners are in a hash there
+	// is no iterator to read it.
 	auto rx_bytes = [&]() {
 		std::vector<Variant> v;
 		if (sk_in_tracing)
 			v.push_back({"tcp_counters", {}, sk});
-		for (auto &b : bytes("recv_btf"))
-			v.push_back(b);
+		if (length_tps)
+			v.push_back({"tp_btf+hash", {"recv_btf_h"}, h});
+		v.push_back({"bytes_at_close", {}, h});
 		return v;
 	};
 	std::vector<Variant> adopt;
@@ -130,7 +132,6 @@ NetCollector::NetCollector(const Features &features, Options opts)
 		std::string state = programs_->chosen("inet_sock_set_state");
 		sk_owners_ = state == "tp_btf+sk_storage";
 		skel->rodata->bytes_at_close = programs_->chosen("sock_send_length") == "bytes_at_close";
-		skel->rodata->rx_counters = programs_->chosen("sock_recv_length") == "tcp_counters";
 		bpf_map__set_max_entries(skel->maps.net_procs, opts.max_processes);
 		bpf_map__set_autocreate(skel->maps.net_sk_h, !sk_owners_);
 		if (state.empty()) {
@@ -163,7 +164,7 @@ NetCollector::NetCollector(const Features &features, Options opts)
 	log::info("net: socket owners in %s; bytes sent from %s, received from %s%s",
 		  sk_owners_ ? "sk_storage (shared)" : "a hash (not shared)",
 		  impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_send_length",
-		  impl_->skel->rodata->rx_counters ? "TCP's bytes_received"
+		  sk_owners_ ? "TCP's bytes_received"
 		  : impl_->skel->rodata->bytes_at_close ? "the TCP counters at close" : "sock_recv_length",
 		  impl_->pending ? ", kept per socket and read live" : "");
 	if (impl_->iter)
