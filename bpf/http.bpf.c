@@ -669,19 +669,13 @@ struct http_peer {
 
 static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,
 					struct http_half *h, struct http_frag *f, bool request_dir,
-					struct http_msg *first, __u64 now, struct http_peer *peer)
+					struct http_msg *first, __u64 now, struct http_peer *peer,
+					struct aurum_http_walk *s, __u32 n)
 {
-	struct aurum_http_walk *s = 0;
-	__u32 zero = 0, k, head_mask = 0, off = first->off, avail = first->avail, depth = 0;
-	__u32 *level = bpf_map_lookup_elem(&http_depth, &zero);
+	__u32 k, head_mask = 0, off = first->off, avail = first->avail;
 	int first_kind = first->kind;
-	__u64 n;
 
-	if (level && *level < HTTP_NEST) {
-		depth = *level;
-		s = bpf_map_lookup_elem(&http_scratch, &depth);
-	}
-	if (!s || !level) {
+	if (!s) {
 		/* Deeper than contexts nest (never seen): only the message at the segment's start. */
 		deliver(skb, sk, st, request_dir, first);
 		if (peer->sk && peer->st)
@@ -696,15 +690,8 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 				head_mask |= 1U << k;
 		}
 	}
-	*level = depth + 1;
-	/* One window of the segment's first AURUM_HTTP_WALK bytes: a loop over more windows (calling
-	 * bpf_loop from several states) took 6.1's verifier past its limit. */
 	s->count = 0;
 	s->finals = 0;
-	n = avail < AURUM_HTTP_WALK ? avail : AURUM_HTTP_WALK;
-	asm volatile("%[n] &= 0xfff" : [n] "+r"(n));
-	if (n == 0 || n > AURUM_HTTP_WALK || bpf_skb_load_bytes(skb, off, s->b, ((n - 1) & (AURUM_HTTP_WALK - 1)) + 1))
-		n = 0;
 	aurum_http_walk_begin(s, n, 0, !request_dir, first_kind, head_mask);
 	if (n) {
 		/* The walk's pointer rides in the callback's context: no map lookup a step. */
@@ -744,7 +731,6 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 		if (peer->sk && peer->st)
 			deliver(skb, peer->sk, peer->st, request_dir, &m);
 	}
-	*level = depth;
 }
 
 /* The server's address for the client side's server_address label (IPv4 as ::ffff:a.b.c.d). Every
@@ -802,8 +788,9 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 	struct segment s = *seg;
 	struct http_half *h = ingress ? &st->in : &st->out;
 	struct http_frag *f = ingress ? &st->frag_in : &st->frag_out;
+	struct aurum_http_walk *ws = 0;
+	__u32 off, avail, n, len, win = 0, zero = 0, depth = 0, *level;
 	__u64 w[2], now, start_ns;
-	__u32 off, avail, n, len;
 	bool request_dir;
 	int r;
 
@@ -842,22 +829,53 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 			avail -= h->body_left;
 			h->body_left = 0;
 		}
-		n = peek(skb, off, avail, w);
-		if (!n)
-			goto flags;
-		start_ns = h->partial_len ? f->ns : now;
-		len = join_partial(h, f, w, n);
-		h->partial_len = 0;
-		request_dir = ingress == (st->side == AURUM_HTTP_SIDE_SERVER);
-		r = request_dir ? aurum_http_parse_method((const __u8 *)w, len)
-				: aurum_http_parse_status((const __u8 *)w, len);
-		if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK) {
-			keep_partial(h, f, w, len, start_ns);
-		} else if (r > 0) {
-			struct http_msg m = {.start_ns = start_ns, .off = off, .avail = avail, .kind = r};
-
-			on_messages(skb, sk, st, h, f, request_dir, &m, now, peer);
+		/* The walk's window of this nesting level (see http_scratch), held until the walk is
+		 * over: the segment's first AURUM_HTTP_WALK bytes are copied once, and the start line
+		 * is classified from the copy's first bytes (a second, 16-byte copy cost ~20 ns a
+		 * message). A loop over more windows (calling bpf_loop from several states) took
+		 * 6.1's verifier past its limit. */
+		level = bpf_map_lookup_elem(&http_depth, &zero);
+		if (level && *level < HTTP_NEST) {
+			depth = *level;
+			ws = bpf_map_lookup_elem(&http_scratch, &depth);
 		}
+		if (ws && level) {
+			__u64 wn = avail < AURUM_HTTP_WALK ? avail : AURUM_HTTP_WALK;
+
+			*level = depth + 1;
+			asm volatile("%[n] &= 0xfff" : [n] "+r"(wn));
+			if (wn == 0 || wn > AURUM_HTTP_WALK ||
+			    bpf_skb_load_bytes(skb, off, ws->b, ((wn - 1) & (AURUM_HTTP_WALK - 1)) + 1))
+				wn = 0;
+			win = wn;
+			n = win < AURUM_HTTP_PEEK ? win : AURUM_HTTP_PEEK;
+			if (n) {
+				struct aurum_http_window wd = aurum_http_load(ws->b, n);
+
+				w[0] = wd.lo;
+				w[1] = wd.hi;
+			}
+		} else {
+			ws = 0;
+			n = peek(skb, off, avail, w);
+		}
+		if (n) {
+			start_ns = h->partial_len ? f->ns : now;
+			len = join_partial(h, f, w, n);
+			h->partial_len = 0;
+			request_dir = ingress == (st->side == AURUM_HTTP_SIDE_SERVER);
+			r = request_dir ? aurum_http_parse_method((const __u8 *)w, len)
+					: aurum_http_parse_status((const __u8 *)w, len);
+			if (r == AURUM_HTTP_INCOMPLETE && len < AURUM_HTTP_PEEK) {
+				keep_partial(h, f, w, len, start_ns);
+			} else if (r > 0) {
+				struct http_msg m = {.start_ns = start_ns, .off = off, .avail = avail, .kind = r};
+
+				on_messages(skb, sk, st, h, f, request_dir, &m, now, peer, ws, win);
+			}
+		}
+		if (ws && level)
+			*level = depth;
 	}
 flags:
 	/* The receiver's view of this direction is now the sender's: same bytes, same framing. */
