@@ -374,26 +374,13 @@ struct http_msg {
 	int kind;    /* method (request) or status code (response) */
 };
 
-/* Bucket indexes in global functions: the verifier checks a global function once, on its own, and
- * its result reaches the caller as an unknown number, so the slot's possible values do not each
- * make a path of their own through record() (three of them inline made 64^3 paths for 6.1). */
-__noinline int http_size_slot(__u64 v)
-{
-	return aurum_log2_slot(v, AURUM_HTTP_SIZE_MIN_SHIFT, AURUM_HTTP_SIZE_SLOTS);
-}
-
-__noinline int http_duration_slot(__u64 d)
-{
-	return aurum_http_duration_slot(d, duration_bounds);
-}
-
 static __always_inline void add_size(__u64 *sum, __u64 *slots, __s64 v)
 {
 	__u32 slot;
 
 	if (v < 0)
 		return;
-	slot = http_size_slot(v);
+	slot = aurum_log2_slot(v, AURUM_HTTP_SIZE_MIN_SHIFT, AURUM_HTTP_SIZE_SLOTS);
 	__sync_fetch_and_add(sum, v);
 	/* The 6.1 verifier loses the bound of the compare below on the copy clang indexes with. */
 	asm volatile("%[s] &= 31" : [s] "+r"(slot));
@@ -424,7 +411,7 @@ __noinline int http_aggregate(struct aurum_http_key *key, __u64 d, __s64 req_bod
 		lose(AURUM_HTTP_LOSS_STATS_FULL);
 		return 0;
 	}
-	slot = http_duration_slot(d);
+	slot = aurum_http_duration_slot(d, duration_bounds);
 	__sync_fetch_and_add(&s->sum_ns, d);
 	asm volatile("%[s] &= 63" : [s] "+r"(slot));
 	if (slot < AURUM_HTTP_SLOTS)

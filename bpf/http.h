@@ -4,6 +4,7 @@
 #ifndef AURUM_HTTP_H
 #define AURUM_HTTP_H
 #include "common.h"
+#include "proto/hist.h"
 
 /* Pending requests per connection (pipelining depth). A request past this is counted as lost. */
 #define AURUM_HTTP_FIFO 8
@@ -48,17 +49,24 @@ enum aurum_http_side {
 #define AURUM_HTTP_SIZE_MIN_SHIFT 6
 #define AURUM_HTTP_SIZE_SLOTS 22
 
-/* Index of the first bound >= v (AURUM_HTTP_NBOUNDS: +Inf). A fixed six-step binary search: no
- * loop for the verifier, the same few instructions for every value. */
+/* Index of the first bound >= v (AURUM_HTTP_NBOUNDS: +Inf). A fixed six-step binary search with
+ * no compare (bpf/proto/hist.h says why): the same few instructions for every value, and one path
+ * for the verifier. `bounds` has 64 entries, read only below AURUM_HTTP_NBOUNDS. */
 static __always_inline __u32 aurum_http_duration_slot(__u64 v, const __u64 *bounds)
 {
-	__u32 lo = 0, step;
+	__u64 lo = 0, take;
 
+	/* Below 2^62, so that aurum_lt() holds; every bound is far below that. */
+	take = 0 - (((v >> 62) + 3) >> 2);
+	AURUM_OPAQUE(take);
+	v -= (v - (1ULL << 62)) & take;
 	/* Invariant: every bound below `lo` is < v. 64 > NBOUNDS, so six halvings cover it. */
 #define AURUM_HTTP_STEP(s)                                                                         \
-	step = (s);                                                                                \
-	if (lo + step <= AURUM_HTTP_NBOUNDS && bounds[(lo + step - 1) & 63] < v)                   \
-		lo += step;
+	take = aurum_lt(bounds[(lo + (s) - 1) & 63], v) & aurum_lt(lo + (s), AURUM_HTTP_NBOUNDS + 1);  \
+	take = 0 - take;                                                                           \
+	AURUM_OPAQUE(take);                                                                        \
+	lo += (s) & take;                                                                          \
+	AURUM_OPAQUE(lo);
 	AURUM_HTTP_STEP(32)
 	AURUM_HTTP_STEP(16)
 	AURUM_HTTP_STEP(8)
@@ -66,7 +74,7 @@ static __always_inline __u32 aurum_http_duration_slot(__u64 v, const __u64 *boun
 	AURUM_HTTP_STEP(2)
 	AURUM_HTTP_STEP(1)
 #undef AURUM_HTTP_STEP
-	return lo;
+	return (__u32)lo;
 }
 
 /* One aggregate per (owner process, side, method, status code, server port). */
