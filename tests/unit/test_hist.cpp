@@ -27,6 +27,29 @@ TEST(Log2Slot, BoundariesAreInclusiveUpperBounds)
 	EXPECT_EQ(aurum_log2_slot(5, 0, 64), 3u);
 }
 
+// The slot is computed with no compare (arithmetic on sign bits, see hist.h): every power of two
+// and its neighbours, for every shift and slot count the components use, against a plain loop.
+TEST(Log2Slot, EveryPowerOfTwoAndItsNeighboursAgreeWithALoop)
+{
+	auto reference = [](uint64_t v, unsigned shift, unsigned nslots) {
+		unsigned s = 0;
+		while (s < nslots - 1 && s + shift < 64 && v > (1ULL << (s + shift)))
+			s++;
+		return s;
+	};
+	for (unsigned shift : {0u, 6u, 10u})
+		for (unsigned nslots : {2u, 22u, 25u, 64u})
+			for (unsigned k = 0; k < 64; k++)
+				for (int64_t d : {-1, 0, 1}) {
+					uint64_t v = (1ULL << k) + static_cast<uint64_t>(d);
+					ASSERT_EQ(aurum_log2_slot(v, shift, nslots), reference(v, shift, nslots))
+						<< "v=" << v << " shift=" << shift << " nslots=" << nslots;
+				}
+	EXPECT_EQ(aurum_log2_slot(0, 0, 64), 0u);
+	EXPECT_EQ(aurum_log2_slot(~0ULL, 0, 64), 63u);
+	EXPECT_EQ(aurum_log2_slot(~0ULL, 6, 22), 21u);
+}
+
 TEST(Log2Slot, AgreesWithLeSemanticsOnRandomValues)
 {
 	const unsigned shift = 10, nslots = 25;
