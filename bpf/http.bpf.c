@@ -638,6 +638,19 @@ static long walk_step(__u32 i, struct walk_ctx *c)
 	return aurum_http_walk_step(s);
 }
 
+/* The walk of one window: a global function, which the verifier checks once on its own. Called
+ * inline, the callback was verified again for every path that reached bpf_loop, and with routes on
+ * 6.1's verifier gave up on http_egress (1M instructions processed). */
+__noinline int http_walk(struct aurum_http_walk *s)
+{
+	/* The walk's pointer rides in the callback's context: no map lookup a step. */
+	struct walk_ctx c = {.s = s};
+
+	if (s)
+		bpf_loop(AURUM_HTTP_WALK_MAX_STEPS / 4, walk_step, &c, 0);
+	return 0;
+}
+
 /* A message found in a segment, to one end: a request starts, or a final response ends the oldest. */
 static __always_inline void deliver(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st, bool request_dir,
 				    struct http_msg *m)
@@ -680,12 +693,8 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 	s->count = 0;
 	s->finals = 0;
 	aurum_http_walk_begin(s, n, 0, !request_dir, first_kind, head_mask);
-	if (n) {
-		/* The walk's pointer rides in the callback's context: no map lookup a step. */
-		struct walk_ctx c = {.s = s};
-
-		bpf_loop(AURUM_HTTP_WALK_MAX_STEPS / 4, walk_step, &c, 0);
-	}
+	if (n)
+		http_walk(s);
 	if (s->stop == AURUM_HTTP_STOP_NEXT && s->next >= avail) {
 		h->body_left = s->next - avail;
 	} else if (s->stop == AURUM_HTTP_STOP_PARTIAL && s->n >= avail) {
@@ -844,7 +853,7 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 			}
 		} else {
 			ws = 0;
-			n = peek(skb, off, avail, w);
+			n = 0;
 		}
 		if (n) {
 			start_ns = h->partial_len ? f->ns : now;
