@@ -675,13 +675,8 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 	__u32 k, head_mask = 0, off = first->off, avail = first->avail;
 	int first_kind = first->kind;
 
-	if (!s) {
-		/* Deeper than contexts nest (never seen): only the message at the segment's start. */
-		deliver(skb, sk, st, request_dir, first);
-		if (peer->sk && peer->st)
-			deliver(skb, peer->sk, peer->st, request_dir, first);
+	if (!s)
 		return;
-	}
 	if (!request_dir) {
 		for (k = 0; k < AURUM_HTTP_FIFO; k++) {
 			if (k >= st->count)
@@ -852,8 +847,10 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 				w[1] = wd.hi;
 			}
 		} else {
+			/* Deeper than contexts nest: never seen, counted. */
 			ws = 0;
 			n = 0;
+			lose(AURUM_HTTP_LOSS_NESTED);
 		}
 		if (n) {
 			start_ns = h->partial_len ? f->ns : now;

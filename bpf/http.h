@@ -141,7 +141,8 @@ enum aurum_http_loss {
 	AURUM_HTTP_LOSS_RINGBUF = 3,      /* route event not reserved */
 	AURUM_HTTP_LOSS_NO_OWNER = 4,     /* completed before any process-context packet named the owner */
 	AURUM_HTTP_LOSS_UNMATCHED = 5,    /* a status line with no pending request (joined mid-stream) */
-	AURUM_HTTP_LOSS_MAX = 6,
+	AURUM_HTTP_LOSS_NESTED = 6,       /* a segment not parsed: programs nested deeper than contexts do */
+	AURUM_HTTP_LOSS_MAX = 7,
 };
 
 /* Load-time knobs (.rodata). */

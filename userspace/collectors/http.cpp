@@ -418,7 +418,8 @@ std::vector<Loss> HttpCollector::losses() const
 		return out;
 	int fd = bpf_map__fd(impl_->skel->maps.http_lost);
 	const char *names[AURUM_HTTP_LOSS_MAX] = {"stats_map_full", "flow_map_full", "pipeline_fifo_full",
-						  "ringbuf_full",   "owner_unknown", "response_unmatched"};
+						  "ringbuf_full",   "owner_unknown", "response_unmatched",
+						  "nested_too_deep"};
 	for (__u32 i = 0; i < AURUM_HTTP_LOSS_MAX; i++) {
 		__u64 v = 0;
 		bpf_map_lookup_elem(fd, &i, &v);
