@@ -476,7 +476,13 @@ static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32
 	server = (st->loop & HTTP_LOOP_CLIENT) && !half;
 	if (mine && !st->owner.tgid) {
 		lose(AURUM_HTTP_LOSS_NO_OWNER);
-	} else if (mine) {
+		mine = false;
+	}
+	if (server && !st->peer_owner.tgid) {
+		lose(AURUM_HTTP_LOSS_NO_OWNER);
+		server = false;
+	}
+	if (mine) {
 		key.owner = st->owner;
 		key.side = st->side;
 		key.port = st->port;
@@ -484,24 +490,21 @@ static __noinline void record(struct http_sk *st, struct http_targets *tg, __u32
 		key.addr[1] = st->addr[1];
 		key.addr[2] = st->addr[2];
 		key.addr[3] = st->addr[3];
+		/* Both ends of a loop pair in one aggregate (struct aurum_http_key). */
+		if (server)
+			key.peer = st->peer_owner;
 		http_aggregate(&key, d, req->body, m->body);
-	}
-	if (server && !st->peer_owner.tgid) {
-		lose(AURUM_HTTP_LOSS_NO_OWNER);
-		server = false;
 	} else if (server) {
 		key.owner = st->peer_owner;
 		key.side = AURUM_HTTP_SIDE_SERVER;
-		key.port = 0;
-		key.addr[0] = 0;
-		key.addr[1] = 0;
-		key.addr[2] = 0;
-		key.addr[3] = 0;
 		http_aggregate(&key, d, req->body, m->body);
 	}
-	/* The route: of a server side's request, the one in `key` last. */
-	if (cfg.routes && tg && (server || (mine && st->side == AURUM_HTTP_SIDE_SERVER && st->owner.tgid)))
+	/* The route of a server side's request: the event carries the server's owner. */
+	if (cfg.routes && tg && (server || (mine && st->side == AURUM_HTTP_SIDE_SERVER))) {
+		if (server)
+			key.owner = st->peer_owner;
 		http_route_event(&key, d, tg, idx);
+	}
 }
 
 static __noinline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, struct http_sk *st,

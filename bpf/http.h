@@ -77,7 +77,11 @@ static __always_inline __u32 aurum_http_duration_slot(__u64 v, const __u64 *boun
 	return (__u32)lo;
 }
 
-/* One aggregate per (owner process, side, method, status code, server port). */
+/* One aggregate per (owner process, side, method, status code, server port). A loop pair's
+ * response (bpf/http.bpf.c, loopback: both ends local, the client end records for both) is one
+ * aggregate for both ends: the client's key with the server end's owner in `peer`, which userspace
+ * adds to the server's figures too (side server, no port or address). One map update a request
+ * instead of two: 50-85 ns of a request on wrk against nginx. */
 struct aurum_http_key {
 	struct aurum_proc_key owner;
 	__u8 side;        /* enum aurum_http_side */
@@ -86,6 +90,7 @@ struct aurum_http_key {
 	__u16 port;       /* client side: the server's port; server side: 0 */
 	__u16 pad;        /* zero: keys are compared bytewise */
 	__u32 addr[4];    /* client side: the server's address (IPv4 as ::ffff:a.b.c.d), network order */
+	struct aurum_proc_key peer; /* client side of a loop pair: the server end's owner; else zero */
 };
 
 /* No count fields: a histogram's count is the sum of its slots, and each atomic add left out is

