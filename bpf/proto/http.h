@@ -477,6 +477,39 @@ static __always_inline void aurum_http_walk_clen(struct aurum_http_walk *s)
 	}
 }
 
+/* The usual Content-Length value in one step: one space, 1 to 5 digits, CR LF, in the eight bytes
+ * at its start (" 3\r\n", " 615\r\n"); 0 for anything else, which then goes a byte per step. The
+ * digits are turned into their value with word arithmetic, no loop: right-aligned in the word
+ * behind zero digits, then pairs, quads and the eight combined by three multiplies. */
+static __always_inline int aurum_http_walk_clen_fast(struct aurum_http_walk *s)
+{
+	__u64 at = s->clen_at, w, x, nd, cr;
+	__u32 j;
+
+	if (at + 8 > s->n)
+		return 0;
+	AURUM_HTTP_CLAMP(at, AURUM_HTTP_WALK_MASK);
+	w = aurum_http_word(s->b + at);
+	cr = aurum_http_eq(w, '\r');
+	if ((w & 0xff) != ' ' || !cr)
+		return 0;
+	j = aurum_http_lowest_byte(cr); /* CR at byte j: j - 1 digits */
+	if (j < 2 || j > 6 || ((w >> (8 * (j + 1))) & 0xff) != '\n')
+		return 0;
+	x = (w >> 8) ^ 0x3030303030303030ULL;
+	/* 0x80 in each byte that is no digit (above 9 after the XOR; no carry crosses a byte). */
+	nd = (((x & 0x7f7f7f7f7f7f7f7fULL) + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+	if (nd & aurum_http_bytes_mask(j - 1))
+		return 0;
+	x = (x & aurum_http_bytes_mask(j - 1)) << (8 * (9 - j));
+	x = x * 10 + (x >> 8);
+	x = (((x & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
+	     (((x >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
+	s->clen = (__s32)x;
+	s->state = AURUM_HTTP_WALK_BODY;
+	return 1;
+}
+
 /* Bytes of body after a complete header block (RFC 9112 section 6.3), or AURUM_HTTP_BODY_UNKNOWN.
  * `status` is 0 for a request; `head` says the response answers a HEAD request. A response to
  * HEAD, an interim response, 204 and 304 have none; Transfer-Encoding (chunked) is not followed;
@@ -565,7 +598,8 @@ static __always_inline int aurum_http_walk_step(struct aurum_http_walk *s)
 		aurum_http_walk_headers(s);
 		break;
 	case AURUM_HTTP_WALK_CLEN:
-		aurum_http_walk_clen(s);
+		if (s->cursor != s->clen_at || !aurum_http_walk_clen_fast(s))
+			aurum_http_walk_clen(s);
 		break;
 	case AURUM_HTTP_WALK_BODY:
 		aurum_http_walk_body(s);
@@ -573,6 +607,10 @@ static __always_inline int aurum_http_walk_step(struct aurum_http_walk *s)
 	default:
 		return 1;
 	}
+	/* The header block's length known: the body and where the next message starts, in the same
+	 * step (a step of its own was one in ten of an nginx response's). */
+	if (s->state == AURUM_HTTP_WALK_BODY)
+		aurum_http_walk_body(s);
 	return s->state == AURUM_HTTP_WALK_DONE;
 }
 

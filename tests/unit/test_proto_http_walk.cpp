@@ -252,6 +252,18 @@ TEST(ProtoHttpWalk, ContentLengthValues) {
   EXPECT_EQ(body("Content\rLength: 5"), 0);       // not a name that case folding may produce
   EXPECT_EQ(body("X-Content-Length: 5"), 0);
   EXPECT_EQ(body("Content-Length: 5\r\nContent-Length: 7"), 7);  // the last one (a list is invalid anyway)
+  // One space, 1 to 5 digits, CR LF: the one-step path (aurum_http_walk_clen_fast); every other
+  // shape a byte per step. Both give the same values.
+  for (long v : {0L, 3L, 9L, 10L, 615L, 1000L, 9999L, 12345L, 99999L, 100000L, 123456L, 9876543L}) {
+    EXPECT_EQ(body("Content-Length: " + std::to_string(v)), v) << v;
+    EXPECT_EQ(body("Content-Length:  " + std::to_string(v)), v) << v;   // two spaces
+    EXPECT_EQ(body("Content-Length: " + std::to_string(v) + " "), v) << v; // OWS after
+  }
+  EXPECT_EQ(body("Content-Length: 00007"), 7);
+  EXPECT_EQ(body("Content-Length: 1a3"), AURUM_HTTP_BODY_UNKNOWN);
+  EXPECT_EQ(body("Content-Length: 12/45"), AURUM_HTTP_BODY_UNKNOWN);
+  EXPECT_EQ(body("Content-Length: 12:45"), AURUM_HTTP_BODY_UNKNOWN);
+  EXPECT_EQ(body("Content-Length: 3\r"), AURUM_HTTP_BODY_UNKNOWN);  // a CR not before LF
 }
 
 TEST(ProtoHttpWalk, WhereTheWalkStops) {
