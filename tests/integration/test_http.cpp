@@ -667,6 +667,31 @@ TEST(Http, RoutesWhenAskedFor)
 	EXPECT_EQ(value(s, "aurum_lost_events_total", {{"component", "http"}, {"reason", "ringbuf_full"}}), 0.0);
 	// The client side carries no route.
 	EXPECT_EQ(sum(s, "http_client_request_duration_seconds_count", {{"service_name", "test-py-client"}}), 3.0);
+	EXPECT_EQ(value(s, "aurum_probe_attached", {{"component", "http"}, {"probe", "routes"}}), 1.0);
+}
+
+// Routes asked for where they cannot be had (here no ringbuf, forced off; a verifier that refuses
+// the larger programs takes the same way): the route label is missing, said so in
+// aurum_probe_attached, and every other HTTP figure stays.
+TEST(Http, RoutesUnavailableKeepTheRest)
+{
+	AURUM_REQUIRE_ROOT();
+	TempDir dir;
+	int port = free_tcp_port();
+	Names names;
+	Agent agent(names.rules() + "http:\n  routes: true\n", {"--force-off", "ringbuf"});
+	PyServer py{dir, port};
+	for (int i = 1; i <= 5; i++)
+		http_get(port, "/sleep/" + std::to_string(i));
+	auto s = settle(agent, [&](const std::vector<Sample> &x) {
+		return sum(x, "http_server_request_duration_seconds_count", {{"service_name", "test-py-server"}}) == 5;
+	});
+	EXPECT_EQ(sum(s, "http_server_request_duration_seconds_count", {{"service_name", "test-py-server"}}), 5.0);
+	for (const auto &x : select(s, "http_server_request_duration_seconds_count"))
+		EXPECT_EQ(x.labels.count("http_route"), 0u);
+	EXPECT_EQ(py.counts(), (std::map<std::string, long>{{"200", 5}}));
+	EXPECT_EQ(value(s, "aurum_probe_attached", {{"component", "http"}, {"probe", "routes"}}), 0.0);
+	EXPECT_EQ(value(s, "aurum_probe_attached", {{"component", "http"}, {"probe", "cgroup_skb_ingress"}}), 1.0);
 }
 
 namespace {

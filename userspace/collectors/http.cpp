@@ -173,7 +173,12 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 		programs_->attach();
 		return;
 	}
-	skel->rodata->cfg.routes = opts.routes ? 1 : 0;
+	if (opts_.routes && !features.has(Feature::ringbuf)) {
+		opts_.routes = false;
+		opts_.routes_refused = "needs ringbuf";
+		log::warn("http: routes need a BPF ringbuf, which this kernel lacks: no http_route label");
+	}
+	skel->rodata->cfg.routes = opts_.routes ? 1 : 0;
 	skel->rodata->cfg.shared_owner = opts.sock_owner_fd >= 0 ? 1 : 0;
 	skel->rodata->have_current_task =
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_current_task, nullptr) == 1 &&
@@ -193,19 +198,35 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 	bpf_map__set_max_entries(skel->maps.http_stats, opts.max_keys);
 	bpf_map__set_max_entries(skel->maps.http_flows, opts.max_flows);
 	// The ringbuf carries routes only; without them the smallest one keeps the object loadable.
-	bpf_map__set_max_entries(skel->maps.http_events, opts.routes ? 8u << 20 : 4096u);
+	bpf_map__set_max_entries(skel->maps.http_events, opts_.routes ? 8u << 20 : 4096u);
 	if (int err = http_bpf__load(skel))
 		throw Error("load http BPF programs (see the libbpf lines above)", -err);
 	programs_->attach();
 	loaded_ = true;
-	if (opts.routes) {
+	if (opts_.routes) {
 		impl_->rb = ring_buffer__new(bpf_map__fd(skel->maps.http_events), on_ringbuf, this, nullptr);
 		if (!impl_->rb)
 			throw Error("http: ring buffer for routes", errno);
 	}
 	log::info("http: owners from %s; routes %s",
 		  opts.sock_owner_fd >= 0 ? "the net component's sock_owner" : "the first payload each connection sends",
-		  opts.routes ? "on" : "off");
+		  opts_.routes ? "on" : (opts_.routes_refused.empty() ? "off" : "off (refused)"));
+}
+
+std::vector<HookStatus> HttpCollector::hooks() const
+{
+	auto out = programs_->status();
+	if (opts_.routes || !opts_.routes_refused.empty()) {
+		HookStatus h;
+		h.component = "http";
+		h.hook = "routes";
+		h.attached = opts_.routes && loaded_;
+		h.variant = h.attached ? "ringbuf" : "";
+		h.reason = h.attached ? "" : opts_.routes_refused.empty() ? "http not loaded" : opts_.routes_refused;
+		h.degrades = "the http_route label";
+		out.push_back(h);
+	}
+	return out;
 }
 
 HttpCollector::~HttpCollector() { programs_->detach(); }

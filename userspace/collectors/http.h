@@ -29,6 +29,9 @@ public:
 		unsigned max_services = 256;
 		int sock_owner_fd = -1;       // the net component's sock_owner map, when it is loaded
 		int stream_ports_fd = -1;     // net's stream_ports (PostgreSQL and AMQP ports skipped); -1: own, empty
+		// Set by the agent when routes were asked for and the kernel refused the programs with
+		// them: why (the "routes" hook is then reported unavailable, and routes are off).
+		std::string routes_refused;
 	};
 	HttpCollector(const Features &features, Options opts);
 	~HttpCollector() override;
@@ -38,7 +41,10 @@ public:
 	int chain_map_fd(bool ingress) const;
 	void poll(identity::ServiceDirectory &dir) override;
 	void collect(const identity::ServiceDirectory &dir, std::vector<prometheus::MetricFamily> &out) override;
-	std::vector<HookStatus> hooks() const override { return programs_->status(); }
+	// The programs' hooks, and "routes" when routes were asked for: the http_route label,
+	// which a kernel without a ringbuf or whose verifier refuses the larger programs lacks while
+	// every other HTTP signal stays.
+	std::vector<HookStatus> hooks() const override;
 	std::vector<ProgramStats> program_stats() const override { return programs_->stats(); }
 	std::vector<Loss> losses() const override;
 
