@@ -28,7 +28,7 @@ static __always_inline void aurum_log2_hist_add(__u64 *slots, __u32 nslots, __u3
 
 	/* Bounded on the register used for the access: the 5.10 and 6.1 verifiers lose the bound of
 	 * a spilled 32-bit value. */
-	asm volatile("" : "+r"(slot));
+	AURUM_OPAQUE(slot);
 	if (slot < nslots)
 		__sync_fetch_and_add(&slots[slot], 1);
 	__sync_fetch_and_add(count, 1);

@@ -262,7 +262,7 @@ static __always_inline __u32 peek(struct __sk_buff *skb, __u32 off, __u32 avail,
 	w[1] = 0;
 	/* An AND the compiler cannot see through: else clang hands the helper `avail` itself, a
 	 * 64-bit register whose bounds the verifier lost at a 32-bit compare. */
-	asm volatile("%[n] &= 0x1f" : [n] "+r"(n));
+	AURUM_HTTP_CLAMP(n, 0x1f);
 	if (n == 0 || n > AURUM_HTTP_PEEK)
 		return 0;
 	/* The 5.10 and 6.1 verifiers do not carry `n != 0` into the helper's size: give them a
@@ -383,7 +383,7 @@ static __always_inline void add_size(__u64 *sum, __u64 *slots, __s64 v)
 	slot = aurum_log2_slot(v, AURUM_HTTP_SIZE_MIN_SHIFT, AURUM_HTTP_SIZE_SLOTS);
 	__sync_fetch_and_add(sum, v);
 	/* The 6.1 verifier loses the bound of the compare below on the copy clang indexes with. */
-	asm volatile("%[s] &= 31" : [s] "+r"(slot));
+	AURUM_HTTP_CLAMP(slot, 31);
 	if (slot < AURUM_HTTP_SIZE_SLOTS)
 		__sync_fetch_and_add(&slots[slot], 1);
 }
@@ -413,7 +413,7 @@ __noinline int http_aggregate(struct aurum_http_key *key, __u64 d, __s64 req_bod
 	}
 	slot = aurum_http_duration_slot(d, duration_bounds);
 	__sync_fetch_and_add(&s->sum_ns, d);
-	asm volatile("%[s] &= 63" : [s] "+r"(slot));
+	AURUM_HTTP_CLAMP(slot, 63);
 	if (slot < AURUM_HTTP_SLOTS)
 		__sync_fetch_and_add(&s->slots[slot], 1);
 	add_size(&s->req_body_sum, s->req_body_slots, req_body);
@@ -537,7 +537,7 @@ static __noinline void push_request(struct __sk_buff *skb, struct bpf_sock *sk, 
 		struct http_targets *tg = bpf_sk_storage_get(&http_tgt, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		__u64 n = m->avail < AURUM_HTTP_TARGET ? m->avail : AURUM_HTTP_TARGET;
 
-		asm volatile("%[n] &= 0x7f" : [n] "+r"(n));
+		AURUM_HTTP_CLAMP(n, 0x7f);
 		if (tg) {
 			tg->len[idx] = 0;
 			if (n > 0 && n <= AURUM_HTTP_TARGET &&
@@ -678,7 +678,7 @@ static __always_inline void on_messages(struct __sk_buff *skb, struct bpf_sock *
 	__u32 k, head_mask = 0, off = first->off, avail = first->avail;
 	int first_kind = first->kind;
 
-	if (!s)
+	if (!s) /* never, on_data holds a window whenever n > 0: for the verifier */
 		return;
 	if (!request_dir) {
 		for (k = 0; k < AURUM_HTTP_FIFO; k++) {
@@ -837,7 +837,7 @@ static __always_inline void on_data(struct __sk_buff *skb, const struct segment 
 			__u64 wn = avail < AURUM_HTTP_WALK ? avail : AURUM_HTTP_WALK;
 
 			*level = depth + 1;
-			asm volatile("%[n] &= 0xfff" : [n] "+r"(wn));
+			AURUM_HTTP_CLAMP(wn, 0xfff);
 			if (wn == 0 || wn > AURUM_HTTP_WALK ||
 			    bpf_skb_load_bytes(skb, off, ws->b, ((wn - 1) & (AURUM_HTTP_WALK - 1)) + 1))
 				wn = 0;

@@ -80,19 +80,7 @@ Agent::Agent(const AgentOptions &opts, const config::Config &cfg, const Features
 	ho.sock_owner_fd = sock_owner_fd;
 	ho.stream_ports_fd = stream_ports_fd;
 	collectors_.push_back(optional_component("http", [&]() -> std::unique_ptr<Collector> {
-		try {
-			return std::make_unique<HttpCollector>(features, ho);
-		} catch (const std::exception &e) {
-			if (!ho.routes)
-				throw;
-			// Routes are a label, not the signal: a kernel whose verifier refuses the larger
-			// programs still gets every other HTTP metric.
-			log::warn("http: not loaded with routes on (%s); loading it without routes: no http_route label",
-				  e.what());
-			ho.routes = false;
-			ho.routes_refused = std::string("refused with routes on: ") + e.what();
-			return std::make_unique<HttpCollector>(features, ho);
-		}
+		return HttpCollector::create(features, ho);
 	}));
 
 	StreamCollector::Options sto;

@@ -601,14 +601,12 @@ static __always_inline int aurum_http_walk_step(struct aurum_http_walk *s)
 		if (s->cursor != s->clen_at || !aurum_http_walk_clen_fast(s))
 			aurum_http_walk_clen(s);
 		break;
-	case AURUM_HTTP_WALK_BODY:
-		aurum_http_walk_body(s);
-		break;
 	default:
 		return 1;
 	}
-	/* The header block's length known: the body and where the next message starts, in the same
-	 * step (a step of its own was one in ten of an nginx response's). */
+	/* The header block's length known (AURUM_HTTP_WALK_BODY, set only by the two cases above):
+	 * the body and where the next message starts, in the same step (a step of its own was one in
+	 * ten of an nginx response's). */
 	if (s->state == AURUM_HTTP_WALK_BODY)
 		aurum_http_walk_body(s);
 	return s->state == AURUM_HTTP_WALK_DONE;

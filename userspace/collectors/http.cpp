@@ -229,6 +229,20 @@ std::vector<HookStatus> HttpCollector::hooks() const
 	return out;
 }
 
+std::unique_ptr<HttpCollector> HttpCollector::create(const Features &features, Options opts)
+{
+	try {
+		return std::make_unique<HttpCollector>(features, opts);
+	} catch (const std::exception &e) {
+		if (!opts.routes)
+			throw;
+		log::warn("http: not loaded with routes on (%s); loading it without routes: no http_route label", e.what());
+		opts.routes = false;
+		opts.routes_refused = std::string("refused with routes on: ") + e.what();
+		return std::make_unique<HttpCollector>(features, opts);
+	}
+}
+
 HttpCollector::~HttpCollector() { programs_->detach(); }
 
 int HttpCollector::chain_map_fd(bool ingress) const
@@ -302,7 +316,8 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 	int sfd = bpf_map__fd(skel->maps.http_stats);
 	// One aggregate's growth since the last poll into one series. With routes on, the server
 	// side's durations come from the ringbuf (they carry the route): only its body sizes here.
-	auto add = [&](const SeriesKey &series, int side, const aurum_http_stats &v, const aurum_http_stats &last) {
+	auto add = [&](const SeriesKey &series, const aurum_http_stats &v, const aurum_http_stats &last) {
+		int side = std::get<1>(series);
 		active_.try_emplace({std::get<0>(series), side}, 0); // a service with requests shows 0 when none is pending
 		if (!(opts_.routes && side == AURUM_HTTP_SIDE_SERVER)) {
 			auto &h = totals_[series];
@@ -327,12 +342,11 @@ void HttpCollector::poll(identity::ServiceDirectory &dir)
 		auto c = comms.find({k.owner.tgid, k.owner.start_ns});
 		identity::ServiceId sid = service_of(dir, k.owner, c != comms.end() ? c->second.c_str() : "");
 		std::string address = k.side == AURUM_HTTP_SIDE_CLIENT ? server_address(sid, k.addr) : "";
-		add(SeriesKey{sid, k.side, k.method, k.status, k.port, "", address}, k.side, v, seen.last);
+		add(SeriesKey{sid, k.side, k.method, k.status, k.port, "", address}, v, seen.last);
 		// A loop pair's aggregate is the server end's too (bpf/http.h, struct aurum_http_key).
 		if (k.peer.tgid) {
 			identity::ServiceId peer = service_of(dir, k.peer, "");
-			add(SeriesKey{peer, AURUM_HTTP_SIDE_SERVER, k.method, k.status, 0, "", ""}, AURUM_HTTP_SIDE_SERVER, v,
-			    seen.last);
+			add(SeriesKey{peer, AURUM_HTTP_SIDE_SERVER, k.method, k.status, 0, "", ""}, v, seen.last);
 		}
 		seen.last = v;
 		if (!dir.alive(k.owner))

@@ -29,11 +29,14 @@ public:
 		unsigned max_services = 256;
 		int sock_owner_fd = -1;       // the net component's sock_owner map, when it is loaded
 		int stream_ports_fd = -1;     // net's stream_ports (PostgreSQL and AMQP ports skipped); -1: own, empty
-		// Set by the agent when routes were asked for and the kernel refused the programs with
+		// Set by create() when routes were asked for and the kernel refused the programs with
 		// them: why (the "routes" hook is then reported unavailable, and routes are off).
 		std::string routes_refused;
 	};
 	HttpCollector(const Features &features, Options opts);
+	// The collector, and where the kernel refuses the programs with routes on, the collector
+	// without them: routes are a label, not the signal (throws if that fails too).
+	static std::unique_ptr<HttpCollector> create(const Features &features, Options opts);
 	~HttpCollector() override;
 	const char *name() const override { return "http"; }
 	// The program array (one slot) that our cgroup_skb program of a direction tail-calls for
