@@ -457,6 +457,28 @@ int pending_iter(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+/* Run once by userspace after load, before the hooks attach: storage for every live user
+ * thread, with its CPU time baseline taken now. Left to the hooks, the first switches after
+ * start would create hundreds of storages at once with interrupts off, and some creations fail
+ * there (the allocator's per-CPU cache runs dry, or the storage is busy on that CPU): each a
+ * wait not measured, counted as thread_storage_unavailable. Here, in process context, they do
+ * not; later only new threads need one, at the rate they are made. */
+SEC("iter/task")
+int seed_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct aurum_sched_thread_ts *ts;
+
+	if (!task || !user_task(task, true))
+		return 0;
+	ts = bpf_task_storage_get(&sched_thr_ts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ts)
+		aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_STORAGE);
+	else if (!ts->th.key.tgid)
+		thread_init(task, true, &ts->th, task->start_time);
+	return 0;
+}
+
 /* exec: identity refresh, no thread state */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(exec_btf, struct task_struct *p)

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "core/iter.h"
@@ -68,6 +69,25 @@ std::uint64_t monotonic_ns()
 	return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// Storage for every live thread before the hooks attach (seed_iter says why). Where it cannot
+// run, the hooks create storage as they meet threads, as before: warned, not fatal.
+void seed_thread_storage(bpf_program *prog)
+{
+	bpf_link *link = bpf_program__attach_iter(prog, nullptr);
+	if (!link) {
+		log::warn("sched: cannot attach the seed iterator (%s): thread storage is made as threads are met, and a "
+			  "few first waits after start may go unmeasured",
+			  std::strerror(errno));
+		return;
+	}
+	try {
+		run_iter(link, "sched: the seed iterator");
+	} catch (const Error &e) {
+		log::warn("%s: thread storage is made as threads are met", e.what());
+	}
+	bpf_link__destroy(link);
+}
+
 } // namespace
 
 SchedCollector::SchedCollector(const Features &features, Options opts) : impl_(std::make_unique<Impl>())
@@ -88,8 +108,11 @@ SchedCollector::SchedCollector(const Features &features, Options opts) : impl_(s
 	bpf_map__set_autocreate(skel->maps.sched_thr_h, !use_ts);
 	bpf_map__set_max_entries(skel->maps.sched_procs, opts.max_processes);
 	skel->rodata->loaded_ns = monotonic_ns();
+	bpf_program__set_autoload(skel->progs.seed_iter, use_ts);
 	if (int err = sched_bpf__load(skel))
 		throw Error("load sched BPF programs (see the libbpf lines above)", err);
+	if (use_ts)
+		seed_thread_storage(skel->progs.seed_iter);
 	programs_->attach();
 	// From here the switch keeps figures per thread; the iterator that reads them is attached.
 	if (impl_->pending)
