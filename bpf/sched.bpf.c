@@ -7,7 +7,9 @@
  * Every program below is one attach x storage combination of the same inline body; the losers
  * are not loaded (bpf_program__set_autoload), and the unused thread map is not created.
  * With task storage, an iter/task program (pending_iter) lets the switch keep CPU time and waits
- * per thread instead of adding them to the process at every switch (see pending_on). */
+ * per thread instead of adding them to the process at every switch (see pending_on).
+ *   waits:   the kernel's own run-queue delay, read at switch-in (use_sched_info)  |  timed from
+ *            sched_wakeup/sched_wakeup_new and preemption by the programs below */
 #include "common.bpf.h"
 #include "sched.h"
 #include "proto/hist.h"
@@ -64,6 +66,13 @@ const volatile __u64 loaded_ns = 0;
  * CPUs for a multi-threaded process). Before it is set (or if the iterator cannot attach),
  * every switch-out adds as it always did, so nothing is ever lost. */
 __u32 pending_on = 0;
+/* Set by userspace before load where the kernel keeps per-task run-queue delay (struct
+ * sched_info: CONFIG_SCHED_INFO, what /proc/<pid>/schedstat shows as run_delay, feature
+ * sched_info). A wait is then that figure, read at switch-in, and no program runs on wakeups:
+ * every wakeup on the host was a program run (~130 ns) and a clock read, and so was every
+ * preemption's timestamp. In a thread's state enqueue_ns then holds the delay counted so far
+ * (see si_wait). */
+const volatile bool use_sched_info = false;
 
 static const struct aurum_sched_stats zero_stats;
 static const struct aurum_sched_thread zero_thread;
@@ -107,8 +116,9 @@ static __always_inline void thread_init(struct task_struct *t, bool btf, struct 
 	proc_key(t, btf, &th->key);
 	th->start_ns = start;
 	th->runtime_ns = start >= loaded_ns ? 0 : TASK_READ(btf, t, se.sum_exec_runtime);
-	th->oncpu_ns = 0;
-	th->enqueue_ns = 0;
+	/* sched_info: like CPU time, a thread older than the agent counts waits from now on. */
+	th->oncpu_ns = use_sched_info && start < loaded_ns ? BPF_CORE_READ(t, sched_info.pcount) : 0;
+	th->enqueue_ns = use_sched_info && start < loaded_ns ? BPF_CORE_READ(t, sched_info.run_delay) : 0;
 	th->rq_wait_ns = 0;
 }
 
@@ -236,17 +246,41 @@ static __always_inline void pending_flush(struct task_struct *t, struct aurum_sc
 	}
 }
 
+/* sched_info: the wait that ended at `t`'s last switch-in, read as `t` switches out. The kernel
+ * adds a wait to run_delay, and counts the arrival in pcount, just after the switch-in's
+ * tracepoint (sched_info_arrive), so at the next switch-out both are there: what run_delay grew
+ * since the thread's previous switch-out (enqueue_ns) is one wait if pcount grew (oncpu_ns holds
+ * the count seen). A wait cut by a migration (its part on the old run queue added at the
+ * dequeue) counts whole; a wait the run queue's clock did not see pass (a waker handing its CPU
+ * straight to the wakee) counts as 0 ns, as the kernel counts it; the sum and the count are the
+ * kernel's own. Read at switch-out, the switch-in needs no state at all: no storage lookup and
+ * no clock read. Returns whether there is a wait, in *wait. */
+static __always_inline bool si_wait(struct task_struct *t, struct aurum_sched_thread *th, __u64 *wait)
+{
+	__u64 total = BPF_CORE_READ(t, sched_info.run_delay);
+	__u64 arrivals = BPF_CORE_READ(t, sched_info.pcount);
+	bool any = arrivals != th->oncpu_ns;
+
+	*wait = total > th->enqueue_ns ? total - th->enqueue_ns : 0;
+	th->enqueue_ns = total;
+	th->oncpu_ns = arrivals;
+	return any;
+}
+
 static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next, bool use_ts,
 				      bool btf)
 {
-	__u64 now = bpf_ktime_get_ns();
+	/* sched_info in pending mode times nothing itself (no sched_cur there either). */
+	__u64 now = use_sched_info && use_ts && pending_on ? 0 : bpf_ktime_get_ns();
+	__u64 wait;
 	struct aurum_sched_thread *th;
 	struct aurum_sched_stats *s;
 	struct aurum_sched_cur *cur;
 	__u32 zero = 0;
 
 	/* Pending mode (task storage, pending_on): prev's CPU time stays in se.sum_exec_runtime
-	 * and its waits in its storage, unless it is dying; next's wait goes to its storage. */
+	 * and its waits in its storage, unless it is dying; next's wait goes to its storage (with
+	 * sched_info, prev's last wait, read from the kernel as it switches out). */
 	if (use_ts && pending_on) {
 		if (user_task(prev, btf)) {
 			th = thread_get(prev, use_ts, btf);
@@ -259,16 +293,20 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 					pending_add_wait(ts, th->rq_wait_ns);
 					th->rq_wait_ns = 0;
 				}
+				if (use_sched_info && si_wait(prev, th, &wait))
+					pending_add_wait(ts, wait);
 				if (state & TASK_DEAD)
 					pending_flush(prev, ts, TASK_READ(btf, prev, se.sum_exec_runtime));
-				th->oncpu_ns = 0;
-				if (state == TASK_RUNNING)
+				if (!use_sched_info)
+					th->oncpu_ns = 0;
+				if (state == TASK_RUNNING && !use_sched_info)
 					th->enqueue_ns = now;
 			}
 		}
 		/* No sched_cur: the iterator reads a running thread's se.sum_exec_runtime, which
-		 * the tick keeps current, so there is no in-flight time to estimate. */
-		if (!user_task(next, btf))
+		 * the tick keeps current, so there is no in-flight time to estimate. With sched_info
+		 * the wait is read at the switch-out: nothing to do here. */
+		if (use_sched_info || !user_task(next, btf))
 			return;
 		th = thread_get(next, use_ts, btf);
 		if (!th)
@@ -287,21 +325,29 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 		if (th) {
 			__u64 runtime = TASK_READ(btf, prev, se.sum_exec_runtime);
 			__u64 ran = runtime > th->runtime_ns ? runtime - th->runtime_ns : 0;
-			__u64 wait = th->rq_wait_ns;
 
-			if (ran || wait) {
+			bool waited;
+
+			if (use_sched_info) {
+				waited = si_wait(prev, th, &wait);
+			} else {
+				wait = th->rq_wait_ns;
+				waited = wait != 0;
+			}
+			if (ran || waited) {
 				s = stats_get(prev, &th->key);
 				if (s) {
 					if (ran)
 						__sync_fetch_and_add(&s->cpu_ns, ran);
-					if (wait)
+					if (waited)
 						stats_add_wait(s, wait);
 				}
 			}
 			th->runtime_ns = runtime;
-			th->oncpu_ns = 0;
+			if (!use_sched_info)
+				th->oncpu_ns = 0;
 			th->rq_wait_ns = 0;
-			if (task_state(prev, btf) == TASK_RUNNING)
+			if (task_state(prev, btf) == TASK_RUNNING && !use_sched_info)
 				th->enqueue_ns = now;
 		}
 	}
@@ -315,10 +361,12 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 	th = thread_get(next, use_ts, btf);
 	if (!th)
 		return;
-	if (th->enqueue_ns && now > th->enqueue_ns)
-		th->rq_wait_ns = now - th->enqueue_ns;
-	th->enqueue_ns = 0;
-	th->oncpu_ns = now;
+	if (!use_sched_info) {
+		if (th->enqueue_ns && now > th->enqueue_ns)
+			th->rq_wait_ns = now - th->enqueue_ns;
+		th->enqueue_ns = 0;
+		th->oncpu_ns = now;
+	}
 	if (cur) {
 		cur->key = th->key;
 		cur->since_ns = now;

@@ -37,8 +37,12 @@ struct aurum_sched_cur {
 
 /* Per thread: task storage, or a hash keyed by tid where task storage is missing (< 5.11). */
 struct aurum_sched_thread {
-	__u64 oncpu_ns;   /* switched in at, 0 not on a CPU (or unknown) */
-	__u64 enqueue_ns; /* woken or preempted at, 0 not waiting */
+	/* Waits timed from wakeups: switched in at (0: not on a CPU, or unknown), and woken or
+	 * preempted at (0: not waiting). With sched_info (sched.bpf.c, use_sched_info): the arrivals
+	 * on a CPU (pcount) and the run-queue delay (run_delay) the thread had at its last
+	 * switch-out, which the next one's figures are taken from. */
+	__u64 oncpu_ns;
+	__u64 enqueue_ns;
 	__u64 rq_wait_ns; /* the wait that ended at the last switch-in, recorded at switch-out so
 			   * that one map lookup per switch serves both CPU time and the wait */
 	struct aurum_proc_key key; /* the thread's process, cached (task storage only: a tid in

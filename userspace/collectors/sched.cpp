@@ -33,10 +33,17 @@ std::vector<HookSpec> sched_hooks(bool use_ts, std::function<bpf_link *(bpf_prog
 	auto three = [&](const char *a, const char *b, const char *c) {
 		return std::vector<Variant>{{"tp_btf+task_storage", {a}, ts}, {"tp_btf+hash", {b}, {Feature::tp_btf}}, {"raw_tp+hash", {c}, {Feature::raw_tp}}};
 	};
+	// With the kernel's own run-queue delay (sched_info), the switch reads each wait at
+	// switch-in and nothing runs on wakeups: the "sched_info" variant has no program.
+	auto waits = [&](const char *a, const char *b, const char *c) {
+		auto v = three(a, b, c);
+		v.insert(v.begin(), Variant{"sched_info", {}, {Feature::sched_info}});
+		return v;
+	};
 	std::vector<HookSpec> hooks = {
 		{"sched_switch", true, "CPU time and run-queue delay", three("switch_btf_ts", "switch_btf_h", "switch_raw_h"), {}},
-		{"sched_wakeup", false, "run-queue delay of woken threads", three("wakeup_btf_ts", "wakeup_btf_h", "wakeup_raw_h"), {}},
-		{"sched_wakeup_new", false, "run-queue delay of new threads", three("wakeup_new_btf_ts", "wakeup_new_btf_h", "wakeup_new_raw_h"), {}},
+		{"sched_wakeup", false, "run-queue delay of woken threads", waits("wakeup_btf_ts", "wakeup_btf_h", "wakeup_raw_h"), {}},
+		{"sched_wakeup_new", false, "run-queue delay of new threads", waits("wakeup_new_btf_ts", "wakeup_new_btf_h", "wakeup_new_raw_h"), {}},
 		{"sched_process_exec", false, "service re-naming after execve (until the next /proc rescan)",
 		 {{"tp_btf", {"exec_btf"}, {Feature::tp_btf}}, {"raw_tp", {"exec_raw"}, {Feature::raw_tp}}}, {}},
 	};
@@ -108,6 +115,7 @@ SchedCollector::SchedCollector(const Features &features, Options opts) : impl_(s
 	bpf_map__set_autocreate(skel->maps.sched_thr_h, !use_ts);
 	bpf_map__set_max_entries(skel->maps.sched_procs, opts.max_processes);
 	skel->rodata->loaded_ns = monotonic_ns();
+	skel->rodata->use_sched_info = programs_->chosen("sched_wakeup") == "sched_info";
 	bpf_program__set_autoload(skel->progs.seed_iter, use_ts);
 	if (int err = sched_bpf__load(skel))
 		throw Error("load sched BPF programs (see the libbpf lines above)", err);
@@ -117,8 +125,10 @@ SchedCollector::SchedCollector(const Features &features, Options opts) : impl_(s
 	// From here the switch keeps figures per thread; the iterator that reads them is attached.
 	if (impl_->pending)
 		skel->bss->pending_on = 1;
-	log::info("sched: thread state in %s%s", use_ts ? "task storage" : "an LRU hash (no task storage)",
-		  impl_->pending ? ", CPU time and waits kept per thread and read live" : "");
+	log::info("sched: thread state in %s%s; waits %s", use_ts ? "task storage" : "an LRU hash (no task storage)",
+		  impl_->pending ? ", CPU time and waits kept per thread and read live" : "",
+		  skel->rodata->use_sched_info ? "from the kernel's run-queue delay (sched_info), read at switch-out"
+					       : "timed from wakeups and preemptions");
 }
 
 SchedCollector::~SchedCollector() { programs_->detach(); }

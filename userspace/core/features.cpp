@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -24,7 +25,7 @@ namespace {
 constexpr const char *kNames[] = {"btf",        "tracefs",      "ringbuf",    "tp_btf",    "raw_tp",
 				  "tracepoint", "kprobe",       "fentry",     "uprobe",    "task_storage",
 				  "sk_storage", "cgroup_skb",   "cgroup_v2",  "bpf_stats", "bpf_loop",
-				  "tail_call",  "sk_lookup"};
+				  "tail_call",  "sk_lookup",    "sched_info"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == kFeatureCount);
 
 // r0 = 0; exit
@@ -162,6 +163,22 @@ Features::~Features()
 		btf__free(vmlinux_);
 }
 
+namespace {
+// Does vmlinux BTF have a struct `type` with a member `member`?
+bool btf_has_member(const struct btf *btf, const char *type, const char *member)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	if (id <= 0)
+		return false;
+	const struct btf_type *t = btf__type_by_id(btf, static_cast<__u32>(id));
+	const struct btf_member *m = btf_members(t);
+	for (unsigned i = 0; i < btf_vlen(t); i++, m++)
+		if (const char *n = btf__name_by_offset(btf, m->name_off); n && std::strcmp(n, member) == 0)
+			return true;
+	return false;
+}
+} // namespace
+
 bool Features::has_btf_tracepoint(const std::string &name) const
 {
 	return vmlinux_ && btf__find_by_name_kind(vmlinux_, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF) > 0;
@@ -285,6 +302,28 @@ void Features::probe_all()
 	if (r == 1)
 		r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_sk_release, nullptr);
 	set(Feature::sk_lookup, r == 1, r == 1 ? "" : "helper missing");
+
+	// sched_info: the fields in BTF (sched.bpf.c reads a task's run_delay and pcount), and the
+	// accounting on: /proc/self/schedstat shows "0 0 0" when the kernel keeps none (before 5.14,
+	// without schedstats or delay accounting), else this process's arrivals on a CPU (at least
+	// one: it is running).
+	{
+		std::string why;
+		if (!vmlinux_) {
+			why = "needs btf";
+		} else if (!btf_has_member(vmlinux_, "sched_info", "run_delay") ||
+			   !btf_has_member(vmlinux_, "sched_info", "pcount")) {
+			why = "struct sched_info has no run_delay/pcount (kernel without CONFIG_SCHED_INFO)";
+		} else {
+			std::string stat;
+			unsigned long long runtime = 0, delay = 0, arrivals = 0;
+			if (!identity::read_file("/proc/self/schedstat", stat) ||
+			    std::sscanf(stat.c_str(), "%llu %llu %llu", &runtime, &delay, &arrivals) != 3 || arrivals == 0)
+				why = "the kernel keeps no run-queue delay (/proc/self/schedstat: " +
+				      (stat.empty() ? std::string("unreadable") : stat.substr(0, stat.find('\n'))) + ")";
+		}
+		set(Feature::sched_info, why.empty(), why);
+	}
 
 	{
 		int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);

@@ -32,6 +32,8 @@ enum class Feature {
 	tail_call,    // bpf_tail_call from cgroup_skb programs: http hands stream's ports to stream
 	sk_lookup,    // bpf_sk_lookup_tcp from cgroup_skb programs: on loopback the sending end parses
 	              // a segment for both ends (the receiver's socket found by its 4-tuple)
+	sched_info,   // the kernel's per-task run-queue delay (struct sched_info, CONFIG_SCHED_INFO)
+	              // kept and readable: waits are read at switch-out, no program on wakeups
 	count_
 };
 

@@ -69,6 +69,12 @@ void ProgramSet::attach()
 			continue;
 		}
 		const auto &var = spec.variants[static_cast<size_t>(choice_[h])];
+		if (var.programs.empty()) {
+			// What the hook measured is had another way (named by the variant): nothing to attach.
+			st.attached = true;
+			log::info("%s: hook %s not needed: %s", component_.c_str(), spec.hook.c_str(), var.name.c_str());
+			continue;
+		}
 		bool ok = true;
 		for (const auto &name : var.programs) {
 			bpf_program *prog = bpf_object__find_program_by_name(obj_, name.c_str());
