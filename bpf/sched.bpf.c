@@ -8,8 +8,8 @@
  * are not loaded (bpf_program__set_autoload), and the unused thread map is not created.
  * With task storage, an iter/task program (pending_iter) lets the switch keep CPU time and waits
  * per thread instead of adding them to the process at every switch (see pending_on).
- *   waits:   the kernel's own run-queue delay, read at switch-in (use_sched_info)  |  timed from
- *            sched_wakeup/sched_wakeup_new and preemption by the programs below */
+ *   waits:   the kernel's own run-queue delay, read at switch-out (use_sched_info)  |  timed
+ *            from sched_wakeup/sched_wakeup_new and preemption by the programs below */
 #include "common.bpf.h"
 #include "sched.h"
 #include "proto/hist.h"
@@ -68,10 +68,10 @@ const volatile __u64 loaded_ns = 0;
 __u32 pending_on = 0;
 /* Set by userspace before load where the kernel keeps per-task run-queue delay (struct
  * sched_info: CONFIG_SCHED_INFO, what /proc/<pid>/schedstat shows as run_delay, feature
- * sched_info). A wait is then that figure, read at switch-in, and no program runs on wakeups:
- * every wakeup on the host was a program run (~130 ns) and a clock read, and so was every
- * preemption's timestamp. In a thread's state enqueue_ns then holds the delay counted so far
- * (see si_wait). */
+ * sched_info). A wait is then that figure, read at the thread's switch-out, and no program runs
+ * on wakeups: every wakeup on the host was a program run (~130 ns) and a clock read, and every
+ * switch-in a storage lookup and a clock read. In a thread's state oncpu_ns and enqueue_ns then
+ * hold the arrivals and the delay counted so far (see si_wait). */
 const volatile bool use_sched_info = false;
 
 static const struct aurum_sched_stats zero_stats;
@@ -194,7 +194,7 @@ static __always_inline void stats_add_wait(struct aurum_sched_stats *s, __u64 wa
 }
 
 /* One wait into the thread's own pending figures: plain adds, as only this thread's switch-in
- * (or its own last switch-out, below) writes them, and a thread is on one CPU at a time. */
+ * or switch-out (with sched_info) writes them, and a thread is on one CPU at a time. */
 static __always_inline void pending_add_wait(struct aurum_sched_thread_ts *ts, __u64 wait)
 {
 	__u32 slot = aurum_log2_slot(wait, AURUM_RQ_MIN_SHIFT, AURUM_RQ_SLOTS);

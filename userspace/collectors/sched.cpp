@@ -33,8 +33,8 @@ std::vector<HookSpec> sched_hooks(bool use_ts, std::function<bpf_link *(bpf_prog
 	auto three = [&](const char *a, const char *b, const char *c) {
 		return std::vector<Variant>{{"tp_btf+task_storage", {a}, ts}, {"tp_btf+hash", {b}, {Feature::tp_btf}}, {"raw_tp+hash", {c}, {Feature::raw_tp}}};
 	};
-	// With the kernel's own run-queue delay (sched_info), the switch reads each wait at
-	// switch-in and nothing runs on wakeups: the "sched_info" variant has no program.
+	// With the kernel's own run-queue delay (sched_info), the switch reads each wait at the
+	// thread's switch-out and nothing runs on wakeups: the "sched_info" variant has no program.
 	auto waits = [&](const char *a, const char *b, const char *c) {
 		auto v = three(a, b, c);
 		v.insert(v.begin(), Variant{"sched_info", {}, {Feature::sched_info}});
