@@ -117,8 +117,8 @@ static __always_inline void thread_init(struct task_struct *t, bool btf, struct 
 	th->start_ns = start;
 	th->runtime_ns = start >= loaded_ns ? 0 : TASK_READ(btf, t, se.sum_exec_runtime);
 	/* sched_info: like CPU time, a thread older than the agent counts waits from now on. */
-	th->oncpu_ns = use_sched_info && start < loaded_ns ? BPF_CORE_READ(t, sched_info.pcount) : 0;
-	th->enqueue_ns = use_sched_info && start < loaded_ns ? BPF_CORE_READ(t, sched_info.run_delay) : 0;
+	th->oncpu_ns = use_sched_info && start < loaded_ns ? TASK_READ(btf, t, sched_info.pcount) : 0;
+	th->enqueue_ns = use_sched_info && start < loaded_ns ? TASK_READ(btf, t, sched_info.run_delay) : 0;
 	th->rq_wait_ns = 0;
 }
 
@@ -255,10 +255,11 @@ static __always_inline void pending_flush(struct task_struct *t, struct aurum_sc
  * straight to the wakee) counts as 0 ns, as the kernel counts it; the sum and the count are the
  * kernel's own. Read at switch-out, the switch-in needs no state at all: no storage lookup and
  * no clock read. Returns whether there is a wait, in *wait. */
-static __always_inline bool si_wait(struct task_struct *t, struct aurum_sched_thread *th, __u64 *wait)
+static __always_inline bool si_wait(struct task_struct *t, bool btf, struct aurum_sched_thread *th, __u64 *wait)
 {
-	__u64 total = BPF_CORE_READ(t, sched_info.run_delay);
-	__u64 arrivals = BPF_CORE_READ(t, sched_info.pcount);
+	/* Direct loads where the task pointer is typed (tp_btf): two probe-read calls a switch less. */
+	__u64 total = TASK_READ(btf, t, sched_info.run_delay);
+	__u64 arrivals = TASK_READ(btf, t, sched_info.pcount);
 	bool any = arrivals != th->oncpu_ns;
 
 	*wait = total > th->enqueue_ns ? total - th->enqueue_ns : 0;
@@ -293,7 +294,7 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 					pending_add_wait(ts, th->rq_wait_ns);
 					th->rq_wait_ns = 0;
 				}
-				if (use_sched_info && si_wait(prev, th, &wait))
+				if (use_sched_info && si_wait(prev, btf, th, &wait))
 					pending_add_wait(ts, wait);
 				if (state & TASK_DEAD)
 					pending_flush(prev, ts, TASK_READ(btf, prev, se.sum_exec_runtime));
@@ -329,7 +330,7 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 			bool waited;
 
 			if (use_sched_info) {
-				waited = si_wait(prev, th, &wait);
+				waited = si_wait(prev, btf, th, &wait);
 			} else {
 				wait = th->rq_wait_ns;
 				waited = wait != 0;

@@ -51,6 +51,19 @@ bool file_exists(const std::string &p)
 	return ::stat(p.c_str(), &st) == 0;
 }
 
+// Does vmlinux BTF have a struct `type` with a member `member`?
+bool btf_has_member(const struct btf *btf, const char *type, const char *member)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	if (id <= 0)
+		return false;
+	const struct btf_type *t = btf__type_by_id(btf, static_cast<__u32>(id));
+	const struct btf_member *m = btf_members(t);
+	for (unsigned i = 0; i < btf_vlen(t); i++, m++)
+		if (const char *n = btf__name_by_offset(btf, m->name_off); n && std::strcmp(n, member) == 0)
+			return true;
+	return false;
+}
 } // namespace
 
 const char *feature_name(Feature f) { return kNames[static_cast<size_t>(f)]; }
@@ -162,22 +175,6 @@ Features::~Features()
 	if (vmlinux_)
 		btf__free(vmlinux_);
 }
-
-namespace {
-// Does vmlinux BTF have a struct `type` with a member `member`?
-bool btf_has_member(const struct btf *btf, const char *type, const char *member)
-{
-	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
-	if (id <= 0)
-		return false;
-	const struct btf_type *t = btf__type_by_id(btf, static_cast<__u32>(id));
-	const struct btf_member *m = btf_members(t);
-	for (unsigned i = 0; i < btf_vlen(t); i++, m++)
-		if (const char *n = btf__name_by_offset(btf, m->name_off); n && std::strcmp(n, member) == 0)
-			return true;
-	return false;
-}
-} // namespace
 
 bool Features::has_btf_tracepoint(const std::string &name) const
 {
