@@ -37,6 +37,9 @@ const volatile struct aurum_http_config cfg = {};
 const volatile bool have_current_task = false;
 /* bpf_get_current_pid_tgid in cgroup_skb programs (6.x): likewise. */
 const volatile bool have_current_pid = false;
+/* scripts/bench/floor.sh's "lookup" variant: every segment stops right after its connection's
+ * state lookup, so nothing is measured (userspace says so); see docs/benchmarks.md, Floor. */
+const volatile bool bench_stop_after_lookup = false;
 /* bpf_sk_lookup_tcp in cgroup_skb programs, and not forced off: the sender of a loopback segment
  * parses it for the receiver too (see on_segment). */
 const volatile bool have_sk_lookup = false;
@@ -904,6 +907,10 @@ static __always_inline void on_segment(struct __sk_buff *skb, const struct segme
 		return;
 	st = state_of(skb, sk, seg, ingress);
 	if (!st)
+		return;
+	/* Benchmark floor only (AURUM_BENCH_STOP_AFTER_LOOKUP): what the hooks cost with the state
+	 * lookup and nothing after it. False in every real run; the verifier drops the branch. */
+	if (bench_stop_after_lookup)
 		return;
 	/* The server end of a loop pair (HTTP_LOOP_CLIENT): its client end records for it. */
 	if (st->loop & HTTP_LOOP_SERVER)

@@ -21,6 +21,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * sender of a PostgreSQL segment frames it for the receiving socket as well (pg_mirror). False,
  * the verifier drops those paths, so kernels without the helpers load the same object. */
 const volatile bool have_sk_lookup = false;
+/* scripts/bench/floor.sh's "lookup" variant: a PostgreSQL segment stops right after its
+ * connection's state lookup, so nothing is framed (userspace says so). */
+const volatile bool bench_stop_after_lookup = false;
 
 /* Sockets userspace gave up on (TLS, a protocol it does not parse on an "auto" port, framing
  * lost for good): their payload is not copied any more, only their FIN/RST (to free the state). */
@@ -574,6 +577,9 @@ static __always_inline void frame_pg(struct __sk_buff *skb, struct tcp_view *v, 
 		pg_count(AURUM_PGSQL_STAT_OPENED, 1);
 	}
 	if (st->closed)
+		return;
+	/* Benchmark floor only (AURUM_BENCH_STOP_AFTER_LOOKUP): false in every real run. */
+	if (bench_stop_after_lookup)
 		return;
 	/* The owner is looked up on the frontend's segments (those that start queries), and on every
 	 * segment until one is known: a query is aggregated under the owner seen when its last

@@ -6,6 +6,10 @@
 # `--force-off bpf_loop` (the copy-to-userspace fallback of kernels before 5.17).
 PG_SECONDS=${PG_SECONDS:-8}
 PG_CLIENTS=${PG_CLIENTS:-4}
+# The server and pgbench on one CPU by default (PG_CPUS= runs them unpinned): unpinned, where the
+# scheduler places 4 clients and 4 backends on the two CPUs moves tps by ~15% from one run to the
+# next (it changes how much softirq time loopback delivery takes), more than the agent costs.
+PG_CPUS=${PG_CPUS-0}
 
 pg_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -16,7 +20,8 @@ pg_start() {
 	PG_PORT=$(pg_free_port)
 	chown postgres: "$PG_DIR"
 	runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null
-	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+	# Started under taskset when PG_CPUS is set: the postmaster and every backend stay there.
+	${PG_CPUS:+taskset -c "$PG_CPUS"} runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
 		-o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" start >/dev/null
 	"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -i -s 4 -q postgres >/dev/null 2>&1
 }
@@ -39,7 +44,7 @@ pg_agent_start() {
 
 # tps of one pgbench run (excluding connection time); $@: extra pgbench options.
 pg_tps() {
-	"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" "$@" postgres 2>/dev/null |
+	${PG_CPUS:+taskset -c "$PG_CPUS"} "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" "$@" postgres 2>/dev/null |
 		awk '/^tps = /{print $3; exit}'
 }
 
@@ -85,8 +90,8 @@ bench_pgsql() {
 	sysctl -qw kernel.bpf_stats_enabled=0
 	sel=$(pg_variant -S -M extended)
 	tpcb=$(pg_variant)
-	costs=$(program_costs "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
-	fallback=$(pg_fallback_costs "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
+	costs=$(program_costs ${PG_CPUS:+taskset -c "$PG_CPUS"} "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
+	fallback=$(pg_fallback_costs ${PG_CPUS:+taskset -c "$PG_CPUS"} "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -c "$PG_CLIENTS" -j 2 -T "$PG_SECONDS" -S -M extended postgres)
 	local version
 	version=$("$PG_BIN/postgres" --version)
 	pg_stop
@@ -97,7 +102,7 @@ bench_pgsql() {
 	{
 		echo "## PostgreSQL (issue 5)"
 		echo
-		echo "pgbench (scale 4, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s, TCP on loopback) against $version with fsync off, $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0; the agent finds the port from the postmaster and frames both ends of every connection in the kernel. Medians of tps (excluding connection time) and of the agent's own CPU (utime+stime over the with-agent run, % of one core), $(date -u +%F), kernel $(uname -r). Goal: >= 0.97."
+		echo "pgbench (scale 4, $PG_CLIENTS clients, 2 threads, ${PG_SECONDS} s, TCP on loopback) against $version with fsync off, $(if [ -n "$PG_CPUS" ]; then echo "server and pgbench pinned to CPU $PG_CPUS (unpinned, their placement on the two CPUs moves tps by ~15% from run to run)"; else echo "unpinned"; fi), $PAIRS interleaved pairs without and with the whole agent, kernel.bpf_stats_enabled=0; the agent finds the port from the postmaster and frames both ends of every connection in the kernel. Medians of tps (excluding connection time) and of the agent's own CPU (utime+stime over the with-agent run, % of one core), $(date -u +%F), kernel $(uname -r). Goal: >= 0.97."
 		echo
 		echo "| workload | without agent (tps) | with agent (tps) | median of pair ratios | agent CPU (% of a core) |"
 		echo "|---|---|---|---|---|"

@@ -4,6 +4,8 @@
 #include <prometheus/metric_family.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +19,16 @@ struct Loss {
 	std::string reason;
 	std::uint64_t count = 0;
 };
+
+// scripts/bench/floor.sh's "lookup" variant: with AURUM_BENCH_STOP_AFTER_LOOKUP=1 in the
+// environment, the HTTP and PostgreSQL programs stop every segment right after its connection's
+// state lookup (what the hooks cost before any parsing). A benchmark knob, never for real runs:
+// those components then measure nothing, and say so in a warning.
+inline bool bench_stop_after_lookup()
+{
+	const char *v = std::getenv("AURUM_BENCH_STOP_AFTER_LOOKUP");
+	return v && std::strcmp(v, "1") == 0;
+}
 
 class Collector {
 public:

@@ -187,6 +187,11 @@ HttpCollector::HttpCollector(const Features &features, Options opts)
 	skel->rodata->have_current_pid =
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_current_pid_tgid, nullptr) == 1;
 	skel->rodata->have_sk_lookup = features.has(Feature::sk_lookup);
+	if (bench_stop_after_lookup()) {
+		skel->rodata->bench_stop_after_lookup = true;
+		log::warn("http: AURUM_BENCH_STOP_AFTER_LOOKUP=1: every segment stops after its state lookup, "
+			  "no HTTP request is measured (a benchmark floor, never for real use)");
+	}
 	if (opts.sock_owner_fd >= 0) {
 		if (int err = bpf_map__reuse_fd(skel->maps.sock_owner, opts.sock_owner_fd))
 			throw Error("http: reuse the net component's sock_owner map", -err);

@@ -135,6 +135,11 @@ StreamCollector::StreamCollector(const Features &features, identity::ProcFs proc
 	// On loopback the sender's egress frames each PostgreSQL segment for the receiving socket too
 	// (bpf/stream.bpf.c, pg_mirror_*); false compiles those paths out at load.
 	skel->rodata->have_sk_lookup = features.has(Feature::sk_lookup);
+	if (bench_stop_after_lookup()) {
+		skel->rodata->bench_stop_after_lookup = true;
+		log::warn("stream: AURUM_BENCH_STOP_AFTER_LOOKUP=1: PostgreSQL segments stop after their state "
+			  "lookup, no query is measured (a benchmark floor, never for real use)");
+	}
 	if (int err = stream_bpf__load(skel))
 		throw Error("load stream BPF programs (see the libbpf lines above)", err);
 	programs_->attach();
