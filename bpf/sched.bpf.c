@@ -289,8 +289,9 @@ static __always_inline void on_switch(struct task_struct *prev, struct task_stru
 				struct aurum_sched_thread_ts *ts = (struct aurum_sched_thread_ts *)th;
 				long state = task_state(prev, btf);
 
-				/* A wait measured by the per-switch path just before pending_on was set. */
-				if (th->rq_wait_ns) {
+				/* A wait measured by the per-switch path just before pending_on was set (timed
+				 * from wakeups only: with sched_info that path records its waits itself). */
+				if (!use_sched_info && th->rq_wait_ns) {
 					pending_add_wait(ts, th->rq_wait_ns);
 					th->rq_wait_ns = 0;
 				}
@@ -516,15 +517,10 @@ SEC("iter/task")
 int seed_iter(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	struct aurum_sched_thread_ts *ts;
 
-	if (!task || !user_task(task, true))
-		return 0;
-	ts = bpf_task_storage_get(&sched_thr_ts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!ts)
-		aurum_count_loss(&sched_lost, AURUM_SCHED_LOSS_THREAD_STORAGE);
-	else if (!ts->th.key.tgid)
-		thread_init(task, true, &ts->th, task->start_time);
+	/* The switch's own get-or-create (a failure counted as there). */
+	if (task && user_task(task, true))
+		thread_get(task, true, true);
 	return 0;
 }
 
